@@ -1,0 +1,34 @@
+# Two commands on a fresh Debian machine (as root):
+#   make demo   -- a lab in network namespaces where Tandem serves real DHCP clients
+#   make test   -- installs what the tests need, then ruff, mypy --strict and pytest
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: deps lint test test-fast demo bench soak fuzz docs clean
+
+deps:
+	bash scripts/install-deps.sh
+
+lint: deps
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy --strict
+
+test: lint
+	$(PY) -m pytest -q
+
+test-fast: deps
+	$(PY) -m pytest -q -m "not lab"
+
+demo: deps
+	$(PY) -m tandem.demo
+
+bench: deps
+	$(PY) bench/perf.py
+
+docs: deps
+	$(PY) scripts/render_tables.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

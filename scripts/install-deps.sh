@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the tests, the demo and the benchmarks need on a fresh Debian 12 machine:
+# the real DHCP programs (ISC dhcpd/dhclient/dhcrelay, Kea's perfdhcp, busybox udhcpc, dhcpcd,
+# dhcpd-pools), the lab tools (iproute2, ethtool, tshark) and a virtualenv at .venv/.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(isc-dhcp-server isc-dhcp-client isc-dhcp-relay kea-dhcp4-server kea-admin
+      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "install-deps: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    # Keep Debian's postinst from starting dhcpd/kea as system services.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [ "${created_policy:-0}" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+# The packaged services must not run: the tests start their own copies in namespaces.
+for svc in isc-dhcp-server kea-dhcp4-server kea-ctrl-agent kea-dhcp6-server kea-dhcp-ddns; do
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+done
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c 'import tandem, pytest, hypothesis, mypy, ruff' 2>/dev/null \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -e '.[dev]'
+    touch .venv/.installed
+fi

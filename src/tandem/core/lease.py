@@ -1,0 +1,85 @@
+"""The lease record shared by the core, the lease store and (later) failover.
+
+A lease is mutable on purpose: the core updates leases in place on the hot path and hands
+the changed ones to the store, which must make them durable before the reply leaves.
+Times are whole seconds since the epoch (UTC), as dhcpd keeps them; ``None`` means "never
+set" (dhcpd writes no such line). ``ends`` of ``None`` on an ACTIVE lease means "never"
+(an infinite BOOTP lease).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+
+class BindingState(enum.IntEnum):
+    """Binding states with the numbers the failover protocol puts on the wire (draft-12 §8)."""
+
+    FREE = 1
+    ACTIVE = 2
+    EXPIRED = 3
+    RELEASED = 4
+    ABANDONED = 5
+    RESET = 6
+    BACKUP = 7
+
+    @property
+    def keyword(self) -> str:
+        """The word dhcpd writes in ``binding state WORD;``."""
+        return self.name.lower()
+
+    @classmethod
+    def from_keyword(cls, word: str) -> BindingState:
+        """Parse the word of ``binding state WORD;`` (raises KeyError on an unknown word)."""
+        return cls[word.upper()]
+
+
+@dataclass(slots=True, eq=True)
+class Lease:
+    """One address and what is known about its binding, as a dhcpd.leases ``lease`` block."""
+
+    address: IPv4Address
+    binding_state: BindingState = BindingState.FREE
+    next_binding_state: BindingState | None = None
+    rewind_binding_state: BindingState | None = None
+    starts: int | None = None
+    ends: int | None = None
+    tstp: int | None = None
+    tsfp: int | None = None
+    atsfp: int | None = None
+    cltt: int | None = None
+    hardware: tuple[int, bytes] | None = None  # (htype, chaddr bytes)
+    uid: bytes | None = None  # client identifier (option 61 payload)
+    client_hostname: str | None = None
+    vendor_class_identifier: str | None = None
+    bootp: bool = False  # a dynamic-bootp (infinite) lease
+    variables: dict[str, str] = field(default_factory=dict)  # `set NAME = "VALUE";`
+
+    def is_active(self, now: int) -> bool:
+        """True while the binding is ACTIVE and not past its end."""
+        if self.binding_state is not BindingState.ACTIVE:
+            return False
+        return self.ends is None or self.ends > now
+
+    def copy(self) -> Lease:
+        """A detached copy (the store keeps what was committed, the core keeps mutating)."""
+        return Lease(
+            address=self.address,
+            binding_state=self.binding_state,
+            next_binding_state=self.next_binding_state,
+            rewind_binding_state=self.rewind_binding_state,
+            starts=self.starts,
+            ends=self.ends,
+            tstp=self.tstp,
+            tsfp=self.tsfp,
+            atsfp=self.atsfp,
+            cltt=self.cltt,
+            hardware=self.hardware,
+            uid=self.uid,
+            client_hostname=self.client_hostname,
+            vendor_class_identifier=self.vendor_class_identifier,
+            bootp=self.bootp,
+            variables=dict(self.variables),
+        )
