@@ -151,6 +151,10 @@ class Client:
         self.proc: Proc | None = None
         self._runs = 0
 
+    def start(self) -> Proc:
+        """Start the client in the foreground (each driver knows its command line)."""
+        raise NotImplementedError
+
     def events(self) -> list[ClientEvent]:
         """All events so far, oldest first."""
         files = sorted(
@@ -387,11 +391,11 @@ class Dhcpcd(Client):
         return self.proc
 
     def release(self) -> int:
-        """SIGHUP makes dhcpcd release its lease and exit."""
+        """SIGALRM makes dhcpcd 9 release its lease and exit (SIGHUP only rebinds)."""
         n = self.event_count()
         if self.proc is None:
             raise LabError("dhcpcd not started")
-        self.proc.send_signal(signal.SIGHUP)
+        self.proc.send_signal(signal.SIGALRM)
         return n
 
     def renew(self) -> int:

@@ -101,21 +101,39 @@ def _pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _owner_file(prefix: str) -> Path:
+    return Path(tempfile.gettempdir()) / "tandem-lab" / f"{prefix}.owner"
+
+
+def _owner_alive(run_prefix: str) -> bool:
+    """True if the process that built lab ``run_prefix`` is still running."""
+    try:
+        pid = int(_owner_file(run_prefix).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return _pid_alive(pid)
+
+
 def cleanup_stale(prefix: str = PREFIX_BASE) -> list[str]:
     """Delete namespaces left by crashed runs whose names start with ``prefix`` and look like ours.
 
     Only names matching ``td`` + 6 hex digits + ``-`` are touched (and, if ``prefix`` is longer,
-    only those that also start with it). Processes still running in them were started by a lab
-    run (every lab process lives in a lab namespace), so they are stopped first: deleting a
-    namespace does not kill its processes. Returns the deleted names.
+    only those that also start with it), and only if the process that built them is gone (each
+    Lab records its owner pid), so a lab running in parallel is left alone. Processes still
+    running in a stale namespace were started by that crashed run, so they are stopped first:
+    deleting a namespace does not kill its processes. Returns the deleted names.
     """
     removed: list[str] = []
     for ns in list_namespaces():
         if not (ns.startswith(prefix) and _PREFIX_RE.match(ns)):
             continue
+        run_prefix = ns.split("-", 1)[0]
+        if _owner_alive(run_prefix):
+            continue
         for pid in _netns_pids(ns):
             _terminate_pid(pid, grace=1.0)
         _run(["ip", "netns", "del", ns], check=False)
+        _owner_file(run_prefix).unlink(missing_ok=True)
         removed.append(ns)
     return removed
 
@@ -371,6 +389,9 @@ class Lab:
     def __enter__(self) -> Lab:
         require_root_and_tools()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        owner = _owner_file(self.prefix)
+        owner.parent.mkdir(exist_ok=True)
+        owner.write_text(f"{os.getpid()}\n")
         atexit.register(self.close)
         try:
             self._add_ns(self.br_ns)
@@ -406,6 +427,7 @@ class Lab:
                 _run(["ip", "netns", "del", ns], check=False)
         if self._own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        _owner_file(self.prefix).unlink(missing_ok=True)
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
 

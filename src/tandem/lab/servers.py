@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,8 +231,9 @@ def start_capture(
     """Run dumpcap on ``iface``; stop it with ``stop_capture`` (SIGINT) so the pcap is complete."""
     if shutil.which("dumpcap") is None:
         raise LabError("dumpcap missing (package tshark / wireshark-common)")
+    filt = ["-f", bpf] if bpf else []
     proc = host.spawn(
-        ["dumpcap", "-q", "-i", iface, "-f", bpf, "-w", str(pcap)],
+        ["dumpcap", "-q", "-i", iface, *filt, "-w", str(pcap)],
         host.workdir / f"dumpcap-{iface}.log",
         name=f"dumpcap:{iface}",
     )
@@ -240,7 +242,13 @@ def start_capture(
     return proc
 
 
-def stop_capture(proc: Proc) -> None:
+def stop_capture(proc: Proc, settle: float = 1.0) -> None:
+    """Stop dumpcap with SIGINT after ``settle`` seconds.
+
+    dumpcap reads the kernel's capture buffer in batches; a SIGINT right after the last packet
+    loses the packets of the last batch, so give it time to drain first.
+    """
+    time.sleep(settle)
     proc.stop(signal.SIGINT, grace=5.0)
 
 
