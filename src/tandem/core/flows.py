@@ -1,0 +1,450 @@
+"""One function per received message type (dhcpd's dhcpdiscover, dhcprequest, ...).
+
+Each takes the server, the per-packet ``Client`` and the ``Outcome`` to fill. Log lines use
+dhcpd's wording (server/dhcp.c, server/bootp.c) so existing log parsers keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from tandem.core import codes
+from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
+from tandem.core.expr import parse_suboptions
+from tandem.core.lease import BindingState, Lease
+from tandem.core.topology import SubnetState
+from tandem.core.types import Outcome
+
+if TYPE_CHECKING:
+    from tandem.core.scope import Values
+    from tandem.core.server import DhcpServer
+
+_ACTIVE = BindingState.ACTIVE
+_FREE = BindingState.FREE
+
+
+def _hostname(lease: Lease | None) -> str:
+    name = lease.client_hostname if lease is not None else None
+    if not name:
+        return ""
+    if len(name) > 64 or not name.isprintable():
+        return "(Hostname Unsuitable for Printing) "
+    return f"({name}) "
+
+
+def _packet_hostname(c: Client) -> str | None:
+    raw = c.packet.options.get(codes.HOST_NAME)
+    if raw is None:
+        return None
+    return raw.rstrip(b"\x00").decode("utf-8", "replace")
+
+
+def _requested(c: Client) -> IPv4Address | None:
+    raw = c.packet.options.get(codes.REQUESTED_ADDRESS)
+    if raw is None or len(raw) != 4:
+        return None
+    return IPv4Address(raw)
+
+
+def _admission(srv: DhcpServer, c: Client, vals: Values, msg: str, out: Outcome) -> bool:
+    """dhcpd's ack_lease gates: unknown clients, booting, bootp (False = drop)."""
+    checks = [("unknown-clients", "unknown client", not c.known)]
+    if c.bootp:
+        checks.append(("bootp", "bootp disallowed", True))
+    checks.append(("booting", "booting disallowed", True))
+    for name, text, applies in checks:
+        if applies and not vals.flag(name, True):
+            if not vals.ignored(name):
+                out.log.append(f"{msg}: {text}")
+            srv._dropped(out, text)
+            return False
+    return True
+
+
+def _commit(srv: DhcpServer, c: Client, cand: Candidate, vals: Values, out: Outcome) -> Lease:
+    """Bind the candidate to the client (ACK or BOOTREPLY) and record the write."""
+    now = c.now
+    db = srv.db
+    if cand.static:
+        lease = Lease(IPv4Address(cand.address), _ACTIVE, starts=now, cltt=now)
+        lease.hardware = c.hw
+        lease.uid = c.uid
+        return lease
+    if c.mtype == codes.DHCPREQUEST and vals.flag("one-lease-per-client", False):
+        _release_others(srv, c, cand.address, vals, out)
+    lease = db.materialize(cand.address)
+    db.drop_hold(cand.address)
+    if cand.abandoned or lease.binding_state is BindingState.ABANDONED:
+        out.log.append(f"Reclaiming abandoned lease {lease.address}.")
+    db.set_owner(lease, c.hw, c.uid)
+    lease.binding_state = _ACTIVE
+    lease.next_binding_state = _FREE
+    lease.starts = now
+    lease.cltt = now
+    host = _packet_hostname(c)
+    if host is not None:
+        lease.client_hostname = host
+    vci = c.packet.options.get(codes.VENDOR_CLASS_IDENTIFIER)
+    if vci:
+        lease.vendor_class_identifier = vci.decode("utf-8", "replace")
+    out.writes.append(lease)
+    return lease
+
+
+def _release_others(srv: DhcpServer, c: Client, keep: int, vals: Values, out: Outcome) -> None:
+    """one-lease-per-client: free the client's other active leases (by uid, else hardware)."""
+    by_uid, by_hw = srv.db.leases_of(c.uid, c.hw)
+    others = list(by_uid)
+    if c.uid is None or (
+        c.host is not None and c.host.client_id is None and not vals.flag("duplicates", True)
+    ):
+        others += by_hw
+    for lease in others:
+        if int(lease.address) != keep and lease.binding_state is _ACTIVE:
+            _release(srv, lease, c.now, out)
+
+
+def _release(srv: DhcpServer, lease: Lease, now: int, out: Outcome) -> None:
+    lease.binding_state = _FREE
+    lease.next_binding_state = None
+    lease.ends = now
+    lease.tstp = now
+    srv.db.requeue(lease)
+    if lease not in out.writes:
+        out.writes.append(lease)
+
+
+# --- DHCPDISCOVER --------------------------------------------------------------------------
+
+
+def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    share, err = srv.topo.locate(c.packet, srv.if_addrs(c))
+    if share is None:
+        out.log.append(f"DHCPDISCOVER from {c.hwstr} via {c.via}: {err}")
+        srv._dropped(out, err or "unknown network segment")
+        return
+    c.share = share
+    srv.identify(c)
+    cand, _, _ = srv.find(c, share, _requested(c))
+    old = cand.lease if cand is not None else None
+    msg = f"DHCPDISCOVER from {c.hwstr} {_hostname(old)}via {c.via}"
+    allocated = False
+    if cand is None:
+        cand = srv.allocate(c, share)
+        allocated = cand is not None
+    if cand is None:
+        out.log.append(f"{msg}: network {share.name}: no free leases")
+        srv._dropped(out, "no free leases")
+        return
+    vals = srv.values(c, cand.subnet, cand.pool)
+    if not _admission(srv, c, vals, msg, out):
+        if allocated:
+            srv.db.give_back(cand.address)
+        return
+    lease_time = srv.lease_time(c, vals)
+    if not cand.static:
+        lease = cand.lease
+        if lease is None or not (lease.is_active(c.now) and srv.owned_by(lease, c)):
+            srv.db.hold(cand.address, c.hw, c.uid, c.now)
+    addr = IPv4Address(cand.address)
+    out.reply = srv.build_reply(
+        c,
+        msg_type=codes.DHCPOFFER,
+        yiaddr=addr,
+        vals=vals,
+        subnet=cand.subnet,
+        lease_time=lease_time,
+    )
+    name = _packet_hostname(c)
+    shown = f"({name}) " if name else _hostname(cand.lease)
+    out.log.append(msg)
+    out.log.append(f"DHCPOFFER on {addr} to {c.hwstr} {shown}via {c.via}")
+
+
+# --- DHCPREQUEST ---------------------------------------------------------------------------
+
+
+def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    p = c.packet
+    req = _requested(c)
+    cip = req if req is not None else p.ciaddr
+    sid_raw = p.options.get(codes.SERVER_IDENTIFIER)
+    sid = IPv4Address(sid_raw) if sid_raw is not None and len(sid_raw) == 4 else None
+    share, _ = srv.topo.locate(p, srv.if_addrs(c))
+    c.share = share
+    srv.identify(c)
+    subnet = srv.topo.subnet_of(cip) if int(cip) else None
+    cand, ours = None, False
+    message = "requested address not available"
+    if subnet is not None:
+        cand, ours, message = srv.find(c, subnet.share, cip)
+    smbuf = f" ({sid})" if sid is not None else ""
+    msg = (
+        f"DHCPREQUEST for {cip}{smbuf} from {c.hwstr} "
+        f"{_hostname(cand.lease if cand else None)}via {c.via}"
+    )
+    out.log.append(msg)
+    if sid is not None and not srv.is_our_server_id(c, sid):
+        # SELECTING state, and the client chose another server's offer: forget ours.
+        srv.db.release_hold_of(c.uid, c.hw)
+        out.log[-1] = f"{msg}: not our server id"
+        srv._dropped(out, "not our server id")
+        return
+    if (
+        share is None
+        or (int(p.ciaddr) and int(p.giaddr))
+        or (req is not None and not int(p.ciaddr))
+    ):
+        if share is None:
+            if subnet is not None and subnet.authoritative:
+                out.log[-1] = f"{msg}: wrong network."
+                _send_nak(srv, c, cip, subnet, message, out)
+                return
+            why = "not authoritative" if subnet is not None else "unknown subnet"
+            out.log[-1] = f"{msg}: ignored ({why})."
+            srv._dropped(out, "ignored")
+            return
+        if subnet is None or subnet.share is not share:
+            if any(s.authoritative for s in share.subnets):
+                out.log[-1] = f"{msg}: wrong network."
+                _send_nak(srv, c, cip, share.subnets[0], message, out)
+                return
+            out.log[-1] = f"{msg}: ignored (not authoritative)."
+            srv._dropped(out, "ignored")
+            return
+    if cand is None:
+        if ours:
+            out.log[-1] = f"{msg}: lease {cip} unavailable."
+            _send_nak(srv, c, cip, subnet, message, out)
+        else:
+            out.log[-1] = f"{msg}: unknown lease {cip}."
+            srv._dropped(out, "unknown lease")
+        return
+    _ack(srv, c, cand, msg, out)
+
+
+def _ack(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) -> None:
+    vals = srv.values(c, cand.subnet, cand.pool)
+    if not _admission(srv, c, vals, msg, out):
+        return
+    lease_time = srv.lease_time(c, vals)
+    lease = _commit(srv, c, cand, vals, out)
+    lease.bootp = False
+    lease.ends = None if lease_time == INFINITE else c.now + lease_time
+    if not cand.static:
+        srv.db.schedule(lease)
+    addr = IPv4Address(cand.address)
+    out.reply = srv.build_reply(
+        c,
+        msg_type=codes.DHCPACK,
+        yiaddr=addr,
+        vals=vals,
+        subnet=cand.subnet,
+        lease_time=lease_time,
+    )
+    out.log.append(f"DHCPACK on {addr} to {c.hwstr} {_hostname(lease)}via {c.via}")
+
+
+def _send_nak(
+    srv: DhcpServer,
+    c: Client,
+    cip: IPv4Address,
+    sub: SubnetState | None,
+    msg: str,
+    out: Outcome,
+) -> None:
+    out.reply = srv.nak(c, cip, sub, msg)
+    out.log.append(f"DHCPNAK on {cip} to {c.hwstr} via {c.via}")
+
+
+# --- DHCPRELEASE / DHCPDECLINE -----------------------------------------------------------
+
+
+def release(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    p = c.packet
+    if codes.REQUESTED_ADDRESS in p.options:
+        out.log.append(f"DHCPRELEASE from {c.hwstr} specified requested-address.")
+    lease: Lease | None = None
+    ci = int(p.ciaddr)
+    if c.uid is not None:
+        lease = next((x for x in srv.db.leases_of(c.uid, c.hw)[0] if int(x.address) == ci), None)
+    if lease is None:
+        lease = srv.db.by_addr.get(ci)
+    if lease is not None and lease.hardware != c.hw:
+        lease = None
+    msg = (
+        f"DHCPRELEASE of {p.ciaddr} from {c.hwstr} {_hostname(lease)}via {c.via} "
+        f"({'' if lease else 'not '}found)"
+    )
+    if (
+        lease is not None
+        and lease.binding_state is _ACTIVE
+        and (lease.ends is None or lease.ends > c.now)
+    ):
+        _release(srv, lease, c.now, out)
+    else:
+        srv._dropped(out, "release of unknown lease")
+    out.log.append(msg)
+
+
+def decline(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    cip = _requested(c)
+    if cip is None:
+        srv._dropped(out, "decline without requested address")
+        return
+    a = int(cip)
+    lease = srv.db.by_addr.get(a)
+    pool, subnet = srv.where(a)
+    if lease is None and pool is not None and a not in srv.db.excluded:
+        lease = srv.db.materialize(a)  # a fresh range address: dhcpd has a lease for it
+    msg = f"DHCPDECLINE of {cip} from {c.hwstr} {_hostname(lease)}via {c.via}"
+    srv.identify(c)
+    vals = srv.values(c, subnet, pool) if subnet is not None else None
+    if vals is not None and not vals.flag("declines", True):
+        if not vals.ignored("declines"):
+            out.log.append(f"{msg}: ignored")
+        srv._dropped(out, "declines disallowed")
+        return
+    if lease is None:
+        out.log.append(f"{msg}: not found")
+        srv._dropped(out, "decline of unknown lease")
+        return
+    if lease.is_active(c.now) and not srv.owned_by(lease, c):
+        # Tandem refuses to let one client abandon another client's binding (dhcpd would).
+        out.log.append(f"{msg}: ignored (lease held by another client)")
+        srv._dropped(out, "decline of another client's lease")
+        return
+    srv.db.drop_hold(a)
+    srv.db.set_owner(lease, None, None)
+    lease.binding_state = BindingState.ABANDONED
+    lease.next_binding_state = None
+    lease.ends = c.now + ABANDON_LEASE_TIME
+    lease.client_hostname = None
+    srv.db.requeue(lease)
+    out.writes.append(lease)
+    out.log.append(f"Abandoning IP address {cip}: declined.")
+    out.log.append(f"{msg}: abandoned")
+
+
+# --- DHCPINFORM ----------------------------------------------------------------------------
+
+
+def inform(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    p = c.packet
+    cip = p.ciaddr if int(p.ciaddr) else c.meta.src_ip
+    msg = f"DHCPINFORM from {cip} via {c.via}"
+    if not int(cip):
+        out.log.append(f"{msg}: ignored (null source address).")
+        srv._dropped(out, "null source address")
+        return
+    where = cip if int(p.ciaddr) or not int(p.giaddr) else p.giaddr
+    agent_sel = None
+    agent = p.options.get(codes.RELAY_AGENT_INFORMATION)
+    if agent is not None:
+        agent_sel = parse_suboptions(agent).get(codes.AGENT_LINK_SELECTION)
+    sel = agent_sel if agent_sel is not None else p.options.get(codes.SUBNET_SELECTION)
+    if sel is not None:
+        if len(sel) != 4:
+            out.log.append(f"{msg}: ignored (invalid subnet selection option).")
+            srv._dropped(out, "invalid subnet selection option")
+            return
+        where = IPv4Address(sel)
+    subnet = srv.topo.subnet_of(where)
+    if subnet is None:
+        out.log.append(f"{msg}: unknown subnet for address {where}")
+        srv._dropped(out, "unknown subnet")
+        return
+    if not subnet.authoritative:
+        out.log.append(f"{msg}: not authoritative for subnet {subnet.network.network_address}")
+        srv._dropped(out, "not authoritative")
+        return
+    srv.identify(c)
+    pool = None
+    if int(p.ciaddr):
+        pool, _ = srv.where(int(p.ciaddr))
+    vals = srv.values(c, subnet, pool)
+    out.reply = srv.build_reply(
+        c,
+        msg_type=codes.DHCPACK,
+        yiaddr=IPv4Address(0),
+        vals=vals,
+        subnet=subnet,
+        lease_time=None,
+    )
+    out.log.append(msg)
+    out.log.append(f"DHCPACK to {cip} ({c.hwstr}) via {c.via}")
+
+
+# --- BOOTP ----------------------------------------------------------------------------------
+
+
+def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    msg = f"BOOTREQUEST from {c.hwstr} via {c.via}"
+    share, _ = srv.topo.locate(c.packet, srv.if_addrs(c))
+    if share is None:
+        out.log.append(f"{msg}: network unknown")
+        srv._dropped(out, "network unknown")
+        return
+    c.share = share
+    srv.identify(c)
+    cand, _, _ = srv.find(c, share, c.packet.ciaddr if int(c.packet.ciaddr) else None)
+    # A BOOTP client may only keep a dynamic-bootp lease (an infinite one).
+    if (
+        cand is not None
+        and cand.lease is not None
+        and not cand.static
+        and not cand.lease.bootp
+        and cand.lease.binding_state is _ACTIVE
+    ):
+        cand = None
+    allocated = False
+    if cand is None:
+        cand = srv.allocate(c, share)
+        allocated = cand is not None
+    if cand is None:
+        out.log.append(f"{msg}: BOOTP from dynamic client and no dynamic leases")
+        srv._dropped(out, "no dynamic bootp leases")
+        return
+    vals = srv.values(c, cand.subnet, cand.pool)
+    if not _admission(srv, c, vals, msg, out):
+        if allocated:
+            srv.db.give_back(cand.address)
+        return
+    lease = _commit(srv, c, cand, vals, out)
+    length = vals.integer("dynamic-bootp-lease-length")
+    cutoff = vals.integer("dynamic-bootp-lease-cutoff")
+    ends = None
+    if length is not None:
+        ends = c.now + length
+    if cutoff is not None:
+        ends = cutoff
+    lease.ends = ends
+    lease.bootp = True
+    if not cand.static:
+        srv.db.schedule(lease)
+    addr = IPv4Address(cand.address)
+    out.reply = srv.build_reply(
+        c, msg_type=None, yiaddr=addr, vals=vals, subnet=cand.subnet, lease_time=None
+    )
+    out.log.append(msg)
+    name = c.host.name if c.host is not None else "unknown"
+    out.log.append(f"BOOTREPLY for {addr} to {name} ({c.hwstr}) via {c.via}")
+
+
+def _ignore(srv: DhcpServer, c: Client, out: Outcome) -> None:
+    srv._dropped(out, "server message type")
+
+
+HANDLERS: dict[int | None, Callable[[DhcpServer, Client, Outcome], None]] = {
+    None: bootp,
+    codes.DHCPDISCOVER: discover,
+    codes.DHCPREQUEST: request,
+    codes.DHCPDECLINE: decline,
+    codes.DHCPRELEASE: release,
+    codes.DHCPINFORM: inform,
+    codes.DHCPOFFER: _ignore,
+    codes.DHCPACK: _ignore,
+    codes.DHCPNAK: _ignore,
+}

@@ -1,0 +1,327 @@
+"""Lease database and address allocation whose cost does not grow with the pool size.
+
+Every address of a range is either *fresh* (no ``Lease`` object yet: never used since start-up
+and not in the lease file) or has a ``Lease`` in ``by_addr``. Fresh addresses are handed out
+from per-range cursors, highest address first like dhcpd; leases that become FREE go into a
+per-pool FIFO (oldest first, as dhcpd sorts its free queue by end time), ABANDONED ones into a
+second FIFO used only when nothing else is left. Queue entries are checked when taken (lazy
+deletion), so moving a lease between states never searches a queue. Client lookups use dicts
+keyed by client identifier and hardware address, and expiry uses a heap of end times, so
+nothing on the packet path or in ``tick`` scans the pools.
+
+An OFFER does not change the lease (dhcpd does not commit offers either): the address is held
+for the client in ``offers`` for two minutes and comes back when the hold lapses.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from tandem.config.model import Permit, Pool
+from tandem.core.lease import BindingState, Lease
+
+HwKey = tuple[int, bytes]
+OFFER_HOLD = 120  # dhcpd: "Set the lease to really expire in 2 minutes" (dhcpdiscover)
+
+_FREE = BindingState.FREE
+_ACTIVE = BindingState.ACTIVE
+_ABANDONED = BindingState.ABANDONED
+
+
+@dataclass(eq=False, slots=True)
+class FreeList:
+    """Allocation state of one kind of range (DHCP or dynamic-BOOTP) of one pool."""
+
+    fresh: list[list[int]] = field(default_factory=list)  # [low, next-high] still unused
+    free: deque[int] = field(default_factory=deque)
+    abandoned: deque[int] = field(default_factory=deque)
+    size: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class PoolState:
+    """Runtime state of one ``pool`` (or the implicit pool of a subnet's ranges)."""
+
+    model: Pool
+    permits: tuple[Permit, ...]
+    dhcp: FreeList
+    bootp: FreeList
+    share: object = None  # the NetState it belongs to (set by the topology)
+
+    @property
+    def size(self) -> int:
+        return self.dhcp.size + self.bootp.size
+
+
+@dataclass(slots=True)
+class Offer:
+    """An address held for a client between OFFER and REQUEST."""
+
+    address: int
+    hw: HwKey
+    uid: bytes | None
+    until: int
+
+
+class LeaseDB:
+    """All leases, their indexes, the free queues and the offer holds."""
+
+    def __init__(self) -> None:
+        self.by_addr: dict[int, Lease] = {}
+        self.by_uid: dict[bytes, list[int]] = {}
+        self.by_hw: dict[HwKey, list[int]] = {}
+        self.excluded: set[int] = set()  # fixed addresses, network and broadcast addresses
+        self._range_lows: list[int] = []
+        self._ranges: list[tuple[int, int, PoolState, FreeList, object]] = []
+        self._queued: set[int] = set()  # addresses currently sitting in some queue
+        self._expiry: list[tuple[int, int]] = []  # (ends, address) of leases that will expire
+        self.offers: dict[int, Offer] = {}
+        self._offer_uid: dict[bytes, int] = {}
+        self._offer_hw: dict[HwKey, int] = {}
+        self._offer_heap: list[tuple[int, int]] = []
+        self.ops = 0  # queue/cursor steps taken by allocation (lets tests prove O(1))
+
+    # --- ranges ------------------------------------------------------------------------
+
+    def add_range(self, low: int, high: int, pool: PoolState, fl: FreeList, subnet: object) -> None:
+        """Register a range; call ``finish_ranges`` once all are added."""
+        self._ranges.append((low, high, pool, fl, subnet))
+        fl.fresh.append([low, high])
+        fl.size += high - low + 1
+
+    def finish_ranges(self) -> None:
+        self._ranges.sort(key=lambda r: r[0])
+        self._range_lows = [r[0] for r in self._ranges]
+        for _, _, _, fl, _ in self._ranges:
+            fl.fresh.sort()
+
+    def locate(self, addr: int) -> tuple[PoolState, FreeList, object] | None:
+        """The pool, kind and subnet of a range address, or None when in no range."""
+        i = bisect_right(self._range_lows, addr) - 1
+        if i < 0:
+            return None
+        _, high, pool, fl, subnet = self._ranges[i]
+        if addr > high:
+            return None
+        return pool, fl, subnet
+
+    # --- leases and indexes ------------------------------------------------------------
+
+    def load(self, lease: Lease) -> None:
+        """Insert a lease read from storage (a later one for the same address wins)."""
+        a = int(lease.address)
+        old = self.by_addr.get(a)
+        if old is not None:
+            self._unindex(old)
+        self.by_addr[a] = lease
+        self._index(lease)
+        self.requeue(lease)
+        if lease.binding_state in (_ACTIVE, BindingState.EXPIRED, BindingState.RELEASED):
+            self.schedule(lease)
+
+    def materialize(self, addr: int) -> Lease:
+        """The lease for an address, creating a FREE one for a fresh address."""
+        lease = self.by_addr.get(addr)
+        if lease is None:
+            lease = Lease(IPv4Address(addr))
+            self.by_addr[addr] = lease
+        return lease
+
+    def _index(self, lease: Lease) -> None:
+        a = int(lease.address)
+        if lease.uid is not None:
+            lst = self.by_uid.setdefault(lease.uid, [])
+            if a not in lst:
+                lst.append(a)
+        if lease.hardware is not None:
+            lst = self.by_hw.setdefault(lease.hardware, [])
+            if a not in lst:
+                lst.append(a)
+
+    def _unindex(self, lease: Lease) -> None:
+        a = int(lease.address)
+        if lease.uid is not None:
+            lst = self.by_uid.get(lease.uid)
+            if lst is not None and a in lst:
+                lst.remove(a)
+                if not lst:
+                    del self.by_uid[lease.uid]
+        if lease.hardware is not None:
+            lst = self.by_hw.get(lease.hardware)
+            if lst is not None and a in lst:
+                lst.remove(a)
+                if not lst:
+                    del self.by_hw[lease.hardware]
+
+    def set_owner(self, lease: Lease, hw: HwKey | None, uid: bytes | None) -> None:
+        """Change who a lease belongs to, keeping the client indexes right."""
+        if lease.hardware == hw and lease.uid == uid:
+            return
+        self._unindex(lease)
+        lease.hardware = hw
+        lease.uid = uid
+        self._index(lease)
+
+    def leases_of(self, uid: bytes | None, hw: HwKey) -> tuple[list[Lease], list[Lease]]:
+        """(leases by client identifier, leases by hardware address), most recent first."""
+        by_uid = [self.by_addr[a] for a in reversed(self.by_uid.get(uid, ()))] if uid else []
+        by_hw = [self.by_addr[a] for a in reversed(self.by_hw.get(hw, ()))]
+        return by_uid, by_hw
+
+    # --- queues ------------------------------------------------------------------------
+
+    def requeue(self, lease: Lease) -> None:
+        """Put a FREE or ABANDONED lease (back) into its pool's queue."""
+        a = int(lease.address)
+        if a in self._queued:
+            return
+        where = self.locate(a)
+        if where is None:
+            return
+        fl = where[1]
+        if lease.binding_state is _FREE:
+            fl.free.append(a)
+        elif lease.binding_state is _ABANDONED:
+            fl.abandoned.append(a)
+        else:
+            return
+        self._queued.add(a)
+
+    def _available(self, a: int) -> bool:
+        return a not in self.offers and a not in self.excluded
+
+    def take(self, fl: FreeList, *, abandoned_ok: bool = True) -> tuple[int, bool] | None:
+        """Remove and return (address, was_abandoned) from a free list, or None.
+
+        Preference as dhcpd's allocate_lease: never-used addresses, then the free lease that
+        has been free the longest, then (last resort) the oldest abandoned lease.
+        """
+        fresh = fl.fresh
+        while fresh:
+            self.ops += 1
+            r = fresh[-1]
+            a = r[1]
+            r[1] -= 1
+            if r[1] < r[0]:
+                fresh.pop()
+            if a not in self.by_addr and self._available(a):
+                return a, False
+        q = fl.free
+        while q:
+            self.ops += 1
+            a = q.popleft()
+            self._queued.discard(a)
+            lease = self.by_addr.get(a)
+            if lease is not None and lease.binding_state is _FREE and self._available(a):
+                return a, False
+        if not abandoned_ok:
+            return None
+        q = fl.abandoned
+        while q:
+            self.ops += 1
+            a = q.popleft()
+            self._queued.discard(a)
+            lease = self.by_addr.get(a)
+            if lease is not None and lease.binding_state is _ABANDONED and self._available(a):
+                return a, True
+        return None
+
+    def give_back(self, a: int) -> None:
+        """Undo ``take`` for an address that was not used after all."""
+        lease = self.by_addr.get(a)
+        where = self.locate(a)
+        if where is None:
+            return
+        fl = where[1]
+        if lease is None:
+            fl.fresh.append([a, a])
+        elif a not in self._queued and lease.binding_state in (_FREE, _ABANDONED):
+            (fl.free if lease.binding_state is _FREE else fl.abandoned).appendleft(a)
+            self._queued.add(a)
+
+    # --- offers --------------------------------------------------------------------------
+
+    def hold(self, a: int, hw: HwKey, uid: bytes | None, now: int) -> None:
+        """Hold an address for a client for OFFER_HOLD seconds."""
+        self.release_hold_of(uid, hw)
+        until = now + OFFER_HOLD
+        self.offers[a] = Offer(a, hw, uid, until)
+        if uid is not None:
+            self._offer_uid[uid] = a
+        self._offer_hw[hw] = a
+        heapq.heappush(self._offer_heap, (until, a))
+
+    def held_for(self, uid: bytes | None, hw: HwKey) -> Offer | None:
+        """The client's current hold, by client identifier first, else hardware address."""
+        a = self._offer_uid.get(uid) if uid is not None else None
+        if a is None:
+            a = self._offer_hw.get(hw)
+        return None if a is None else self.offers.get(a)
+
+    def drop_hold(self, a: int) -> None:
+        """Forget a hold (REQUEST committed it, or the client went elsewhere)."""
+        off = self.offers.pop(a, None)
+        if off is None:
+            return
+        if off.uid is not None and self._offer_uid.get(off.uid) == a:
+            del self._offer_uid[off.uid]
+        if self._offer_hw.get(off.hw) == a:
+            del self._offer_hw[off.hw]
+        lease = self.by_addr.get(a)
+        if lease is None:
+            where = self.locate(a)
+            if where is not None:
+                where[1].fresh.append([a, a])
+        else:
+            self.requeue(lease)
+
+    def release_hold_of(self, uid: bytes | None, hw: HwKey) -> None:
+        off = self.held_for(uid, hw)
+        if off is not None:
+            self.drop_hold(off.address)
+
+    def expire_holds(self, now: int) -> None:
+        """Return lapsed holds to the free queues (cheap when nothing lapsed)."""
+        heap = self._offer_heap
+        while heap and heap[0][0] <= now:
+            until, a = heapq.heappop(heap)
+            off = self.offers.get(a)
+            if off is not None and off.until == until:
+                self.drop_hold(a)
+
+    def is_held_by_other(self, a: int, uid: bytes | None, hw: HwKey) -> bool:
+        off = self.offers.get(a)
+        if off is None:
+            return False
+        if uid is not None and off.uid is not None:
+            return off.uid != uid
+        return off.hw != hw
+
+    # --- expiry --------------------------------------------------------------------------
+
+    def schedule(self, lease: Lease) -> None:
+        if lease.ends is not None:
+            heapq.heappush(self._expiry, (lease.ends, int(lease.address)))
+
+    def expire(self, now: int) -> list[Lease]:
+        """Move ACTIVE/EXPIRED/RELEASED leases past their end to their next state (FREE)."""
+        out: list[Lease] = []
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            ends, a = heapq.heappop(heap)
+            lease = self.by_addr.get(a)
+            if lease is None or lease.ends != ends:
+                continue
+            st = lease.binding_state
+            if st not in (_ACTIVE, BindingState.EXPIRED, BindingState.RELEASED):
+                continue
+            nxt = lease.next_binding_state
+            lease.binding_state = nxt if nxt in (_FREE, BindingState.BACKUP) else _FREE
+            lease.next_binding_state = None
+            self.requeue(lease)
+            out.append(lease)
+        return out

@@ -1,0 +1,46 @@
+"""What goes into and comes out of the DHCP core (the contract with the I/O layer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+
+from tandem.core.lease import Lease
+from tandem.wire.dhcp import Packet
+
+
+@dataclass(frozen=True, slots=True)
+class RxMeta:
+    """What the I/O layer knows about a received datagram."""
+
+    interface: str  # receiving interface name ("eth0")
+    if_addrs: tuple[IPv4Interface, ...]  # that interface's IPv4 addresses (with prefix)
+    src_ip: IPv4Address
+    src_port: int
+    unicast: bool  # sent to one of our addresses (not broadcast)
+
+
+@dataclass(slots=True)
+class Reply:
+    """A packet to send and where to send it."""
+
+    packet: Packet
+    dest_ip: IPv4Address
+    dest_port: int
+    dest_mac: bytes | None  # set when we must unicast to yiaddr/chaddr without ARP
+    interface: str
+    server_ip: IPv4Address  # source address to use
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The result of handling one packet.
+
+    ``writes`` holds every lease the packet changed; the caller makes them durable before
+    sending ``reply``. ``drop`` names the reason when the packet is ignored.
+    """
+
+    reply: Reply | None = None
+    writes: list[Lease] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    drop: str | None = None

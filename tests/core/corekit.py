@@ -1,0 +1,134 @@
+"""Builders shared by the core tests: configs from model objects, packets, a fake client."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from tandem.config.model import (
+    Block,
+    Config,
+    Host,
+    OptionSet,
+    Param,
+    Pool,
+    Range,
+    Subnet,
+)
+from tandem.core.server import DhcpServer, Outcome, RxMeta
+from tandem.wire.dhcp import Packet
+
+A = IPv4Address
+IFACE = "eth0"
+SERVER_IP = IPv4Interface("192.0.2.1/24")
+META = RxMeta(IFACE, (SERVER_IP,), A("0.0.0.0"), 68, unicast=False)
+
+
+def opt(name: str, code: int, data: bytes) -> OptionSet:
+    return OptionSet("dhcp", code, name, data)
+
+
+SEED_BLOCK: Block = (
+    opt("routers", 3, A("192.0.2.5").packed),
+    opt("subnet-mask", 1, A("255.255.255.0").packed),
+    opt("ntp-servers", 42, A("192.0.2.6").packed),
+    opt("time-offset", 2, (2).to_bytes(4, "big")),
+    opt("broadcast-address", 28, A("192.0.2.255").packed),
+)
+
+
+def subnet(
+    net: str = "192.0.2.0/24",
+    *,
+    ranges: tuple[tuple[str, str], ...] = (("192.0.2.100", "192.0.2.200"),),
+    block: Block = SEED_BLOCK,
+    pools: tuple[Pool, ...] | None = None,
+    shared: str | None = None,
+    dynamic_bootp: bool = False,
+) -> Subnet:
+    chain = (block,)
+    if pools is None:
+        pools = (Pool(tuple(Range(A(lo), A(hi), dynamic_bootp) for lo, hi in ranges), chain=chain),)
+    return Subnet(IPv4Network(net), pools, shared, chain)
+
+
+def config(
+    *subnets: Subnet,
+    statements: Block = AUTHORITATIVE,
+    hosts: tuple[Host, ...] = (),
+    **kw: object,
+) -> Config:
+    return Config(statements=statements, subnets=subnets or (subnet(),), hosts=hosts, **kw)  # type: ignore[arg-type]
+
+
+AUTHORITATIVE: Block = (Param("authoritative", True),)
+
+
+def mac(n: int) -> bytes:
+    return bytes([0x52, 0x54, 0, 0, n >> 8, n & 0xFF])
+
+
+def packet(
+    mtype: int | None,
+    hw: bytes,
+    *,
+    xid: int = 1,
+    ciaddr: str = "0.0.0.0",
+    giaddr: str = "0.0.0.0",
+    flags: int = 0,
+    requested: str | None = None,
+    server_id: str | None = None,
+    client_id: bytes | None = None,
+    prl: bytes | None = None,
+    extra: dict[int, bytes] | None = None,
+) -> Packet:
+    options: dict[int, bytes] = {}
+    if mtype is not None:
+        options[53] = bytes([mtype])
+    if requested is not None:
+        options[50] = A(requested).packed
+    if server_id is not None:
+        options[54] = A(server_id).packed
+    if client_id is not None:
+        options[61] = client_id
+    if prl is not None:
+        options[55] = prl
+    if extra:
+        options.update(extra)
+    return Packet(
+        op=1,
+        htype=1,
+        hlen=len(hw),
+        hops=0,
+        xid=xid,
+        secs=0,
+        flags=flags,
+        ciaddr=A(ciaddr),
+        yiaddr=A("0.0.0.0"),
+        siaddr=A("0.0.0.0"),
+        giaddr=A(giaddr),
+        chaddr=hw.ljust(16, b"\x00"),
+        options=options,
+    )
+
+
+class FakeClient:
+    """A DHCP client that talks to a server directly (no wire)."""
+
+    def __init__(self, srv: DhcpServer, hw: bytes, client_id: bytes | None = None) -> None:
+        self.srv, self.hw, self.client_id = srv, hw, client_id
+        self.address: IPv4Address | None = None
+        self.xid = 0
+
+    def send(self, mtype: int, now: int, meta: RxMeta = META, **kw: object) -> Outcome:
+        self.xid += 1
+        p = packet(mtype, self.hw, xid=self.xid, client_id=self.client_id, **kw)  # type: ignore[arg-type]
+        return self.srv.handle(p, meta, now)
+
+    def dora(self, now: int, **kw: object) -> Outcome:
+        off = self.send(1, now, **kw)
+        assert off.reply is not None, off.log
+        yi = off.reply.packet.yiaddr
+        ack = self.send(3, now, requested=str(yi), server_id=str(SERVER_IP.ip))
+        if ack.reply is not None and ack.reply.packet.options[53] == b"\x05":
+            self.address = yi
+        return ack
