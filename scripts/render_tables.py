@@ -1,0 +1,136 @@
+"""Render the failover state table (tandem.core.fostate) into docs/failover-states.md.
+
+The doc is generated from the same table the machine runs, so it cannot drift: the text
+between the markers is replaced, everything else in the file is kept. ``--check`` exits 1
+when the file is out of date (tests/failover/test_fostate.py runs the same comparison).
+
+No binding-state rule table exists in tandem.core yet; when one does, render it here too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tandem.core.fostate import (
+    ENTRY_RULES,
+    IGNORES_REPEATED_PEER_STATE,
+    PEER_DEMANDS_SILENCE,
+    RESCIND_ON_LEAVE,
+    SERVICE_STATES,
+    TABLE,
+    Action,
+    Branch,
+    Guard,
+    Input,
+    Target,
+)
+from tandem.wire.failover import ServerState
+
+BEGIN = "<!-- BEGIN GENERATED failover-states (scripts/render_tables.py) -->"
+END = "<!-- END GENERATED failover-states -->"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "failover-states.md"
+
+_HEADER = """# Failover server states
+
+How a Tandem server moves between failover states. The rules copy ISC dhcpd 4.4
+(reference/failover-isc.md §7). The table below is generated from
+`tandem.core.fostate.TABLE`; edit the code, then run `python scripts/render_tables.py`.
+
+"""
+
+
+def _state(state: ServerState | Target) -> str:
+    if isinstance(state, Target):
+        return {Target.STAY: "—", Target.SAVED: "saved state"}.get(
+            state, "as in saved state, then saved state"
+        )
+    return f"**{state.keyword}**"
+
+
+def _branch(branch: Branch) -> tuple[str, str, str]:
+    guards = " and ".join(g.value for g in branch.guards) or "otherwise"
+    actions = ", ".join(a.name for a in branch.actions) or "—"
+    return guards, actions, _state(branch.target)
+
+
+def render() -> str:
+    """The generated block, markers included."""
+    out = [BEGIN, ""]
+    out.append("## Service state (what the server may do with clients)\n")
+    out.append("| State | Code | Service |")
+    out.append("| --- | --- | --- |")
+    for state in ServerState:
+        out.append(f"| {state.keyword} | {state.value} | {SERVICE_STATES[state].value} |")
+    silence = ", ".join(s.keyword for s in sorted(PEER_DEMANDS_SILENCE))
+    out.append(f"\nWhatever our own state, a peer in {silence} makes us answer no clients.\n")
+
+    out.append("## Entry rules (run on every transition into the state)\n")
+    out.append(
+        "Every transition: RECORD_STATE, UPDATE_SERVICE_STATE, SEND_STATE if connected, "
+        "cancel auto-partner-down; STOS = now except into recover-wait and into/out of "
+        "startup. Leaving "
+        + ", ".join(s.keyword for s in sorted(RESCIND_ON_LEAVE))
+        + " also does RESCIND_UPDATES.\n"
+    )
+    out.append("| State | Condition | Actions | Then |")
+    out.append("| --- | --- | --- | --- |")
+    for state, branches in ENTRY_RULES.items():
+        for branch in branches:
+            guards, actions, target = _branch(branch)
+            out.append(f"| {state.keyword} | {guards} | {actions} | {target} |")
+
+    out.append("\n## Transitions\n")
+    out.append(
+        "First matching condition wins. States that ignore a repeated peer state: "
+        + ", ".join(s.keyword for s in sorted(IGNORES_REPEATED_PEER_STATE))
+        + ".\n"
+    )
+    for state in ServerState:
+        out.append(f"### {state.keyword} ({state.value})\n")
+        out.append("| Input | Condition | Actions | Next |")
+        out.append("| --- | --- | --- | --- |")
+        for inp in Input:
+            for branch in TABLE[state, inp]:
+                guards, actions, target = _branch(branch)
+                out.append(f"| {inp.value} | {guards} | {actions} | {target} |")
+        out.append("")
+
+    out.append("## Actions\n")
+    out.append("| Action | Meaning |")
+    out.append("| --- | --- |")
+    out.extend(f"| {a.name} | {a.value} |" for a in Action)
+    out.append("\n## Conditions\n")
+    out.extend(f"* {g.name}: {g.value}" for g in Guard)
+    out.extend(["", END])
+    return "\n".join(out) + "\n"
+
+
+def updated(text: str) -> str:
+    """``text`` with the generated block replaced (or appended when markers are missing)."""
+    block = render()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        return head + block.rstrip("\n") + tail
+    return (text or _HEADER) + block
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the doc is stale")
+    args = parser.parse_args(argv)
+    current = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    new = updated(current)
+    if args.check:
+        if new != current:
+            print(f"{DOC} is out of date; run scripts/render_tables.py", file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
