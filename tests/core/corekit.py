@@ -23,6 +23,9 @@ SERVER_IP = IPv4Interface("192.0.2.1/24")
 META = RxMeta(IFACE, (SERVER_IP,), A("0.0.0.0"), 68, unicast=False)
 
 
+AUTHORITATIVE: Block = (Param("authoritative", True),)
+
+
 def opt(name: str, code: int, data: bytes) -> OptionSet:
     return OptionSet("dhcp", code, name, data)
 
@@ -52,15 +55,14 @@ def subnet(
 
 
 def config(
-    *subnets: Subnet,
+    *positional: Subnet,
+    subnets: tuple[Subnet, ...] = (),
     statements: Block = AUTHORITATIVE,
     hosts: tuple[Host, ...] = (),
     **kw: object,
 ) -> Config:
-    return Config(statements=statements, subnets=subnets or (subnet(),), hosts=hosts, **kw)  # type: ignore[arg-type]
-
-
-AUTHORITATIVE: Block = (Param("authoritative", True),)
+    subs = positional + subnets or (subnet(),)
+    return Config(statements=statements, subnets=subs, hosts=hosts, **kw)  # type: ignore[arg-type]
 
 
 def mac(n: int) -> bytes:

@@ -200,7 +200,7 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
         if share is None:
             if subnet is not None and subnet.authoritative:
                 out.log[-1] = f"{msg}: wrong network."
-                _send_nak(srv, c, cip, subnet, message, out)
+                _send_nak(srv, c, cip, subnet, msg=message, out=out)
                 return
             why = "not authoritative" if subnet is not None else "unknown subnet"
             out.log[-1] = f"{msg}: ignored ({why})."
@@ -209,7 +209,7 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
         if subnet is None or subnet.share is not share:
             if any(s.authoritative for s in share.subnets):
                 out.log[-1] = f"{msg}: wrong network."
-                _send_nak(srv, c, cip, share.subnets[0], message, out)
+                _send_nak(srv, c, cip, share.subnets[0], msg=message, out=out)
                 return
             out.log[-1] = f"{msg}: ignored (not authoritative)."
             srv._dropped(out, "ignored")
@@ -217,7 +217,7 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
     if cand is None:
         if ours:
             out.log[-1] = f"{msg}: lease {cip} unavailable."
-            _send_nak(srv, c, cip, subnet, message, out)
+            _send_nak(srv, c, cip, subnet, msg=message, out=out)
         else:
             out.log[-1] = f"{msg}: unknown lease {cip}."
             srv._dropped(out, "unknown lease")
@@ -252,6 +252,7 @@ def _send_nak(
     c: Client,
     cip: IPv4Address,
     sub: SubnetState | None,
+    *,
     msg: str,
     out: Outcome,
 ) -> None:

@@ -216,7 +216,12 @@ class LeaseDB:
             a = q.popleft()
             self._queued.discard(a)
             lease = self.by_addr.get(a)
-            if lease is not None and lease.binding_state is _FREE and self._available(a):
+            if lease is None:
+                continue
+            if lease.binding_state is _ABANDONED:  # became abandoned while queued as free
+                fl.abandoned.append(a)
+                self._queued.add(a)
+            elif lease.binding_state is _FREE and self._available(a):
                 return a, False
         if not abandoned_ok:
             return None

@@ -310,16 +310,20 @@ class DhcpServer:
                     if not self.db.is_held_by_other(a, c.uid, c.hw):
                         ip_c = Candidate(a, None, pool, sub)
                 else:
-                    st = lease.binding_state
-                    if st is _ACTIVE and lease.ends is not None and lease.ends <= now:
+                    st = ipl.binding_state
+                    if st is _ACTIVE and ipl.ends is not None and ipl.ends <= now:
                         st = _FREE  # expired; the timer has not moved it yet
-                    if not self.owned_by(lease, c) and st not in (_FREE, BindingState.BACKUP):
-                        if st is not _ACTIVE:
-                            ours = False
-                    elif not self.owned_by(lease, c) and self.db.is_held_by_other(a, c.uid, c.hw):
+                    held = self.db.offers.get(a)
+                    mine = self.owned_by(ipl, c) or (
+                        held is not None and not self.db.is_held_by_other(a, c.uid, c.hw)
+                    )
+                    if not mine and st not in (_FREE, BindingState.BACKUP):
+                        # Someone else's: NAK only if it is actively bound (dhcpd).
+                        ours = st is _ACTIVE
+                    elif not mine and self.db.is_held_by_other(a, c.uid, c.hw):
                         pass
                     else:
-                        ip_c = Candidate(a, lease, pool, sub, abandoned=st is _ABANDONED)
+                        ip_c = Candidate(a, ipl, pool, sub, abandoned=st is _ABANDONED)
                 if ip_c is not None and not self.pool_ok(c, pool):
                     ip_c = None
         if request and ip_c is None:
@@ -346,22 +350,25 @@ class DhcpServer:
         return chosen, ours, message
 
     def allocate(self, c: Client, share: NetState) -> Candidate | None:
-        """A new address from the first permitted pool with one (abandoned ones last)."""
-        fallback: PoolState | None = None
+        """A new address from the first permitted pool with one (abandoned ones last).
+
+        BOOTP clients only get addresses from ``dynamic-bootp`` ranges; DHCP clients prefer
+        ordinary ranges and fall back to dynamic-bootp ones.
+        """
+        fallback: tuple[PoolState, FreeList] | None = None
         for pool in share.pools:
             if not self.pool_ok(c, pool):
                 continue
-            fl = pool.bootp if c.bootp else pool.dhcp
-            got = self.db.take(fl, abandoned_ok=False)
-            if got is not None:
-                return self._candidate(got[0], pool)
-            if fallback is None and fl.abandoned:
-                fallback = pool
+            for fl in (pool.bootp,) if c.bootp else (pool.dhcp, pool.bootp):
+                got = self.db.take(fl, abandoned_ok=False)
+                if got is not None:
+                    return self._candidate(got[0], pool)
+                if fallback is None and fl.abandoned:
+                    fallback = (pool, fl)
         if fallback is not None:
-            fl = fallback.bootp if c.bootp else fallback.dhcp
-            got = self.db.take(fl)
+            got = self.db.take(fallback[1])
             if got is not None:
-                cand = self._candidate(got[0], fallback)
+                cand = self._candidate(got[0], fallback[0])
                 cand.abandoned = got[1]
                 return cand
         return None
