@@ -25,8 +25,9 @@ REQUIRED = (
 )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _lab_prerequisites() -> None:
+@pytest.fixture(scope="session")
+def lab_prerequisites() -> None:
+    """Fail (never skip) unless root and every program is present; then clean stale labs."""
     missing = [p for p in REQUIRED if shutil.which(p) is None]
     if missing:
         pytest.fail(f"lab tests need these programs: {missing} (run `make deps`)", pytrace=False)
@@ -39,6 +40,6 @@ def _lab_prerequisites() -> None:
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
+def lab(lab_prerequisites: None) -> Iterator[Lab]:
     with Lab() as the_lab:
         yield the_lab

@@ -31,7 +31,11 @@ from tandem.lab.servers import (
     tshark_fields,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("lab_prerequisites"),
+]
 
 KINDS = pytest.mark.parametrize("kind", DHCPD_KINDS)
 

@@ -20,7 +20,11 @@ from tandem.lab.scenarios import (
 )
 from tandem.lab.servers import run_dhcpd
 
-pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("lab_prerequisites"),
+]
 
 
 def _alive(pid: int) -> bool:
