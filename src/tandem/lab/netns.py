@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -382,6 +383,7 @@ class Lab:
         self._ports: dict[tuple[str, str], str] = {}  # (host, iface) -> bridge-side veth name
         self._port_seq = 0
         self._closed = False
+        self._sigterm_hooked = False
         self.br_ns = f"{self.prefix}-br"
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -393,6 +395,7 @@ class Lab:
         owner.parent.mkdir(exist_ok=True)
         owner.write_text(f"{os.getpid()}\n")
         atexit.register(self.close)
+        self._hook_sigterm()
         try:
             self._add_ns(self.br_ns)
             self.add_segment("a")
@@ -430,6 +433,26 @@ class Lab:
         _owner_file(self.prefix).unlink(missing_ok=True)
         with contextlib.suppress(Exception):
             atexit.unregister(self.close)
+        self._unhook_sigterm()
+
+    def _hook_sigterm(self) -> None:
+        """Turn SIGTERM into SystemExit while the lab is up, so teardown runs on `kill PID` too
+        (atexit alone does not run when a signal kills the interpreter)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return  # someone else handles it (pytest-timeout, a demo): leave it alone
+
+        def _on_term(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, _on_term)
+        self._sigterm_hooked = True
+
+    def _unhook_sigterm(self) -> None:
+        if self._sigterm_hooked and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._sigterm_hooked = False
 
     # -- building ----------------------------------------------------------------------------
 
