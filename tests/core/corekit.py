@@ -116,21 +116,28 @@ def packet(
 class FakeClient:
     """A DHCP client that talks to a server directly (no wire)."""
 
-    def __init__(self, srv: DhcpServer, hw: bytes, client_id: bytes | None = None) -> None:
-        self.srv, self.hw, self.client_id = srv, hw, client_id
+    def __init__(
+        self,
+        srv: DhcpServer,
+        hw: bytes,
+        client_id: bytes | None = None,
+        meta: RxMeta = META,
+    ) -> None:
+        self.srv, self.hw, self.client_id, self.meta = srv, hw, client_id, meta
         self.address: IPv4Address | None = None
         self.xid = 0
 
-    def send(self, mtype: int, now: int, meta: RxMeta = META, **kw: object) -> Outcome:
+    def send(self, mtype: int, now: int, meta: RxMeta | None = None, **kw: object) -> Outcome:
         self.xid += 1
         p = packet(mtype, self.hw, xid=self.xid, client_id=self.client_id, **kw)  # type: ignore[arg-type]
-        return self.srv.handle(p, meta, now)
+        return self.srv.handle(p, meta or self.meta, now)
 
     def dora(self, now: int, **kw: object) -> Outcome:
         off = self.send(1, now, **kw)
         assert off.reply is not None, off.log
         yi = off.reply.packet.yiaddr
-        ack = self.send(3, now, requested=str(yi), server_id=str(SERVER_IP.ip))
+        sid = str(off.reply.server_ip)
+        ack = self.send(3, now, requested=str(yi), server_id=sid, **kw)
         if ack.reply is not None and ack.reply.packet.options[53] == b"\x05":
             self.address = yi
         return ack

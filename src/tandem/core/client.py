@@ -22,7 +22,7 @@ ABANDON_LEASE_TIME = 86400  # dhcpd's default abandon-lease-time
 
 def hw_text(hw: HwKey) -> str:
     """dhcpd's print_hw_addr: colon-separated two-digit hex."""
-    return ":".join(f"{b:02x}" for b in hw[1])
+    return hw[1].hex(":")
 
 
 @dataclass(slots=True)

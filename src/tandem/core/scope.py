@@ -38,6 +38,7 @@ class Values:
 
     params: dict[str, ScalarValue] = field(default_factory=dict)
     options: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    shared: bool = False  # precomputed and shared between packets: never mutate
 
     def copy(self) -> Values:
         return Values(dict(self.params), dict(self.options))

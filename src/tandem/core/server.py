@@ -27,7 +27,7 @@ from tandem.core import codes, flows
 from tandem.core.client import INFINITE, Candidate, Client
 from tandem.core.codes import name_table
 from tandem.core.lease import BindingState, Lease
-from tandem.core.pools import LeaseDB, PoolState
+from tandem.core.pools import FreeList, LeaseDB, PoolState
 from tandem.core.reply import (
     ZERO,
     SpaceInfo,
@@ -82,6 +82,7 @@ class DhcpServer:
         }
         self._server_ids = self._configured_server_ids(config)
         self.counters: Counter[str] = Counter()
+        self._options_cache: dict[int, tuple[Values, dict[int, bytes]]] = {}
         for lease in leases:
             self.db.load(lease)
 
@@ -421,7 +422,7 @@ class DhcpServer:
         """A BOOTREPLY carrying ``vals``'s options, with dhcpd's field and option rules."""
         p = c.packet
         sid = self.server_id(c, vals, subnet)
-        avail = dhcp_options(vals, self.spaces, self.encapsulations)
+        avail = self._configured_options(vals)
         if msg_type is not None:
             avail[codes.MESSAGE_TYPE] = bytes([msg_type])
             avail[codes.SERVER_IDENTIFIER] = sid.packed
@@ -484,6 +485,17 @@ class DhcpServer:
             src_ip=c.meta.src_ip,
         )
         return Reply(reply, ip, port, mac, c.meta.interface, sid)
+
+    def _configured_options(self, vals: Values) -> dict[int, bytes]:
+        """The options a scope sends, by code (a fresh dict; cached for shared values)."""
+        cached = self._options_cache.get(id(vals))
+        if cached is not None and cached[0] is vals:
+            return dict(cached[1])
+        avail = dhcp_options(vals, self.spaces, self.encapsulations)
+        if vals.shared:
+            self._options_cache[id(vals)] = (vals, avail)
+            return dict(avail)
+        return avail
 
     def _lease_times(self, avail: dict[int, bytes], lease_time: int) -> None:
         avail[codes.LEASE_TIME] = lease_time.to_bytes(4, "big")

@@ -115,7 +115,7 @@ class Topology:
         if key in self._values_cache:
             return self._values_cache[key]
         blocks = self.blocks_for(subnet, pool)
-        vals = execute(blocks, Values(), None) if is_static(blocks) else None
+        vals = execute(blocks, Values(shared=True), None) if is_static(blocks) else None
         self._values_cache[key] = vals
         return vals
 
