@@ -296,6 +296,11 @@ def test_unknown_message_types() -> None:
     assert zero.known_type is None and not zero.options
 
 
+def test_short_hba_decodes_so_the_connect_can_be_refused_with_reason_18() -> None:
+    connect = decode_message(msg(5, (22, b"test"), (11, b"\xff" * 31)))
+    assert connect.hba == b"\xff" * 31
+
+
 def test_unknown_enum_values_survive() -> None:
     decoded = decode_message(msg(10, (24, b"\xc8"), (23, b"\x81")))
     assert decoded.server_state == 200 and not isinstance(decoded.server_state, ServerState)
@@ -321,7 +326,9 @@ def test_encoder_refuses_what_isc_cannot_take() -> None:
     with pytest.raises(FailoverEncodeError):
         Message(MessageType.BNDACK, 0, 1, {OptionCode.ASSIGNED_IP_ADDRESS: b"\x01\x02\x03\x04"})
     with pytest.raises(FailoverEncodeError):
-        Message(MessageType.CONNECT, 0, 1, {OptionCode.HASH_BUCKET_ASSIGNMENT: b"\xff" * 31})
+        encode_message(
+            Message(MessageType.CONNECT, 0, 1, {OptionCode.HASH_BUCKET_ASSIGNMENT: b"\xff" * 31})
+        )
     with pytest.raises(FailoverEncodeError):
         encode_message(
             build_bndack(time=0, xid=1, address=ip, reject=(RejectReason.MISC_REJECT, "x" * 2100))

@@ -377,9 +377,6 @@ def _encode_value(spec: OptionSpec, value: OptionValue) -> bytes:
         return value.encode("utf-8", "surrogateescape")
     if not isinstance(value, bytes):
         raise FailoverEncodeError(f"option {spec.name}: expected bytes")
-    if kind is Kind.HBA and len(value) != HBA_SIZE:
-        # An ISC secondary rejects a CONNECT whose HBA is not 32 bytes (reason 18).
-        raise FailoverEncodeError(f"hash-bucket-assignment must be {HBA_SIZE} bytes")
     return value
 
 
@@ -393,6 +390,10 @@ def _check_option(msg_type: int, code: OptionCode, value: OptionValue) -> bytes:
             f"option {OPTION_SPECS[code].name} is ignored by ISC in message type {msg_type}"
         )
     body = _encode_value(OPTION_SPECS[code], value)
+    if code is OptionCode.HASH_BUCKET_ASSIGNMENT and len(body) != HBA_SIZE:
+        # Decoding accepts any length (ISC does too, then rejects the CONNECT with reason
+        # 18), but an HBA we send must be 32 bytes.
+        raise FailoverEncodeError(f"hash-bucket-assignment must be {HBA_SIZE} bytes")
     if len(body) > 0xFFFF:
         raise FailoverEncodeError(f"option {OPTION_SPECS[code].name} longer than 65535")
     return body
