@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from ipaddress import IPv4Interface
 
 from corekit import A, FakeClient, RxMeta, config, subnet
