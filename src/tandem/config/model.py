@@ -227,6 +227,9 @@ class Host:
     fixed_addresses: tuple[IPv4Address, ...] = ()
     chain: tuple[Block, ...] = ()
     loc: Location = NOWHERE
+    # Host names written in `fixed-address` (dhcpd resolves them with DNS at startup;
+    # Tandem does not, and warns). Added after the first draft of the contract.
+    fixed_hostnames: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,358 @@
+"""Executable statements: what may appear inside ``if``, ``on`` and in every scope.
+
+This is dhcpd's parse_executable_statement. Statements Tandem acts on become ``Param``,
+``OptionSet`` and ``Conditional``; valid dhcpd statements it does not act on are still
+parsed with their real syntax (so mistakes inside them are still caught) and become
+``Unimplemented`` with a warning given once per keyword.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from tandem.config.expressions import ExpressionParser
+from tandem.config.lexer import Kind
+from tandem.config.model import Conditional, Expr, Location, Param, Statement, Unimplemented
+from tandem.config.optionstmt import HostName, OptionReader, Value
+from tandem.config.registry import SERVER_OPTIONS
+from tandem.config.state import State
+from tandem.config.values import host_name
+
+#: ``allow X`` / ``deny X`` / ``ignore X`` keys (dhcpd's parse_allow_deny).
+ALLOW_KEYS = frozenset(
+    {
+        "bootp", "booting", "dynamic-bootp", "unknown-clients", "duplicates", "declines",
+        "client-updates", "leasequery",
+    }
+)  # fmt: skip
+
+#: Server parameters that are the same switch as an ``allow``/``deny`` key.
+FLAG_ALIASES = {
+    "boot-unknown-clients": "unknown-clients",
+    "allow-booting": "booting",
+    "allow-bootp": "bootp",
+    "dynamic-bootp": "dynamic-bootp",
+    "duplicates": "duplicates",
+    "declines": "declines",
+    "client-updates": "client-updates",
+    "leasequery": "leasequery",
+}
+
+#: Server parameters dhcpd accepts but Tandem does not act on (DDNS details, DHCPv6, OMAPI
+#: keys, LDAP). They are parsed and reported as Unimplemented.
+UNIMPLEMENTED_PARAMS = frozenset(
+    {
+        "ddns-domainname", "ddns-hostname", "ddns-rev-domainname", "ddns-ttl",
+        "ddns-local-address4", "ddns-local-address6", "ddns-dual-stack-mixed-mode",
+        "ddns-guard-id-must-match", "ddns-other-guard-is-dynamic", "do-forward-updates",
+        "do-reverse-updates", "fqdn-reply", "update-conflict-detection",
+        "update-optimization", "omapi-key", "preferred-lifetime", "dhcpv6-lease-file-name",
+        "dhcpv6-pid-file-name", "limit-addrs-per-ia", "limit-prefs-per-ia",
+        "prefix-length-mode", "dhcpv6-set-tee-times", "local-address6",
+        "bind-local-address6", "release-on-roam", "check-secs-byte-order",
+    }
+)  # fmt: skip
+
+_LOG_LEVELS = frozenset({"fatal", "error", "debug", "info"})
+_EVENTS = frozenset({"commit", "release", "expiry", "transmission"})
+
+
+class NotAStatement(Exception):
+    """The next token does not start an executable statement (nothing was consumed)."""
+
+
+class StatementParser:
+    def __init__(self, st: State) -> None:
+        self.st = st
+
+    @property
+    def exprs(self) -> ExpressionParser:
+        return ExpressionParser(self.st.cur, self.st.reg)
+
+    @property
+    def options(self) -> OptionReader:
+        return OptionReader(self.st.cur, self.st.reg)
+
+    def block(self) -> tuple[Statement, ...]:
+        """``{ executable statements }`` after the ``{`` was consumed; eats the ``}``."""
+        cur = self.st.cur
+        out: list[Statement] = []
+        with cur.nested():
+            while True:
+                tok = cur.peek()
+                if tok.is_punct("}"):
+                    cur.next()
+                    return tuple(out)
+                if tok.kind is Kind.EOF:
+                    raise cur.error("unexpected end of file: right brace expected")
+                try:
+                    stmt = self.executable()
+                except NotAStatement:
+                    cur.next()
+                    raise cur.error_at(
+                        tok, f"right brace expected: {tok.describe()} is not allowed here"
+                    ) from None
+                if stmt is not None:
+                    out.append(stmt)
+
+    def executable(self) -> Statement | None:
+        """One statement; None if it yields nothing. Raises NotAStatement if none starts."""
+        cur = self.st.cur
+        tok = cur.peek()
+        word = tok.word
+        loc = tok.loc
+        if word == "if":
+            cur.next()
+            return self._if(loc)
+        if word in ("option", "supersede"):
+            cur.next()
+            _space, _name, ref = self.st.reg.resolve(cur, allow_new=False)
+            assert ref is not None
+            name_tok = cur.last
+            if ref.space == "server":
+                return self.param_rest(ref.name, name_tok.loc)
+            return self.options.option_set(ref, name_tok)
+        if word in ("allow", "deny", "ignore"):
+            cur.next()
+            return self.allow_deny(word, loc)
+        if word in SERVER_OPTIONS:
+            cur.next()
+            return self.param_rest(word, loc)
+        handler = _UNIMPLEMENTED.get(word)
+        if handler is not None:
+            cur.next()
+            handler(self)
+            self.st.unimplemented(word, loc)
+            return Unimplemented(word, loc)
+        if tok.kind is Kind.NAME:
+            cur.next()
+            raise cur.error_at(
+                tok,
+                f"unknown statement {tok.text!r}: not a dhcpd keyword or parameter "
+                "(check the spelling)",
+            )
+        raise NotAStatement
+
+    # --- if / elsif / else --------------------------------------------------------------
+
+    def _if(self, loc: Location) -> Conditional:
+        cur = self.st.cur
+        branches: list[tuple[Expr, tuple[Statement, ...]]] = []
+        while True:
+            paren = cur.take_punct("(")
+            cond = self.exprs.boolean()
+            if paren:
+                cur.expect_punct(")", "expecting right paren")
+            cur.expect_punct("{", "left brace expected")
+            branches.append((cond, self.block()))
+            if cur.take_word("elsif"):
+                continue
+            if not cur.take_word("else"):
+                return Conditional(tuple(branches), (), loc)
+            if cur.take_word("if"):
+                continue
+            cur.expect_punct("{", "left brace or if expected after else")
+            return Conditional(tuple(branches), self.block(), loc)
+
+    # --- allow / deny / ignore and server parameters ------------------------------------
+
+    def allow_deny(self, verb: str, loc: Location) -> Param:
+        cur = self.st.cur
+        tok = cur.next()
+        if tok.word not in ALLOW_KEYS:
+            raise cur.error_at(
+                tok,
+                f"expecting allow/deny key ({', '.join(sorted(ALLOW_KEYS))}), "
+                f"found {tok.describe()}",
+            )
+        cur.semi()
+        return Param(tok.word, verb, loc)
+
+    def param_rest(self, name: str, loc: Location) -> Statement | None:
+        """The rest of a server parameter statement (``default-lease-time 600;``)."""
+        cur = self.st.cur
+        ref = self.st.reg.lookup("server", name)
+        assert ref is not None
+        if cur.take_punct(";"):
+            self.st.warn(loc, f"'{name};' without a value has no effect")
+            return None
+        value: object
+        if cur.take_punct("="):
+            value = self.exprs.data()
+        else:
+            values = self.options.values(ref, allow_ignore=True)
+            value = _param_value(ref.format, values)
+        cur.semi()
+        if name in UNIMPLEMENTED_PARAMS:
+            self.st.unimplemented(name, loc)
+            return Unimplemented(name, loc)
+        if name in FLAG_ALIASES and isinstance(value, bool | str):
+            verb = {True: "allow", False: "deny"}.get(value, "ignore") if value in (
+                True, False) else str(value)  # fmt: skip
+            return Param(FLAG_ALIASES[name], verb, loc)
+        if name == "authoritative" and value == "ignore":
+            value = True
+        assert isinstance(value, bool | int | str | bytes | IPv4Address | tuple | Expr)
+        return Param(name, value, loc)
+
+    # --- statements Tandem parses but does not act on ---------------------------------
+
+    def _on(self) -> None:
+        cur = self.st.cur
+        while True:
+            tok = cur.next()
+            if tok.word not in _EVENTS:
+                raise cur.error_at(tok, f"expecting a lease event type, found {tok.describe()}")
+            if not cur.take_word("or"):
+                break
+        if cur.take_punct(";"):
+            return
+        cur.expect_punct("{", "left brace expected")
+        self.block()
+
+    def _set(self) -> None:
+        cur = self.st.cur
+        name = cur.next()
+        if name.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
+            raise cur.error_at(name, f"{name.text} can't be a variable name")
+        if cur.take_punct("("):
+            if not cur.take_punct(")"):
+                while True:
+                    arg = cur.next()
+                    if arg.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
+                        raise cur.error_at(arg, "expecting argument name")
+                    close = cur.next()
+                    if close.is_punct(")"):
+                        break
+                    if not close.is_punct(","):
+                        raise cur.error_at(close, "expecting right paren")
+            cur.expect_punct("{", "expecting left brace")
+            self.block()
+            return
+        cur.expect_punct("=", "expecting '=' in set statement")
+        self._expression_statement()
+
+    def _unset(self) -> None:
+        cur = self.st.cur
+        name = cur.next()
+        if name.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
+            raise cur.error_at(name, f"{name.text} can't be a variable name")
+        cur.semi()
+
+    def _expression_statement(self) -> None:
+        if self.exprs.expression("any") is None:
+            tok = self.st.cur.peek()
+            raise self.st.cur.error_at(tok, f"expecting expression, found {tok.describe()}")
+        self.st.cur.semi()
+
+    def _data_statement(self) -> None:
+        self.exprs.data()
+        self.st.cur.semi()
+
+    def _log(self) -> None:
+        cur = self.st.cur
+        cur.expect_punct("(", "left parenthesis expected")
+        if cur.peek().word in _LOG_LEVELS:
+            cur.next()
+            cur.expect_punct(",", "comma expected")
+        self.exprs.data()
+        cur.expect_punct(")", "right parenthesis expected")
+        cur.semi()
+
+    def _execute(self) -> None:
+        cur = self.st.cur
+        cur.expect_punct("(", "left parenthesis expected")
+        tok = cur.next()
+        if tok.kind is not Kind.STRING:
+            raise cur.error_at(tok, "expecting a quoted string (the program to run)")
+        while cur.take_punct(","):
+            self.exprs.data()
+        cur.expect_punct(")", "right parenthesis expected")
+        cur.semi()
+
+    def _add(self) -> None:
+        cur = self.st.cur
+        tok = cur.next()
+        if tok.kind is not Kind.STRING:
+            raise cur.error_at(tok, "expecting class name")
+        if tok.text not in self.st.class_names:
+            raise cur.error_at(tok, f"class {tok.text}: not found")
+        cur.semi()
+
+    def _semi_only(self) -> None:
+        self.st.cur.semi()
+
+    def _option_like(self) -> None:
+        """``default``/``prepend``/``append``/``send`` OPTION VALUE;"""
+        cur = self.st.cur
+        _space, _name, ref = self.st.reg.resolve(cur, allow_new=False)
+        assert ref is not None
+        self.options.option_set(ref, cur.last)
+
+    def _db_time_format(self) -> None:
+        cur = self.st.cur
+        tok = cur.next()
+        if tok.word not in ("default", "local"):
+            raise cur.error_at(tok, "expecting 'local' or 'default'")
+        cur.semi()
+
+    def _key(self) -> None:
+        cur = self.st.cur
+        if cur.peek().kind is Kind.STRING:
+            cur.next()
+        elif self.st.cur.peek().is_identifier:
+            host_name(cur)
+        else:
+            raise cur.error("expecting key name")
+        if not cur.at_punct("{"):
+            raise cur.error("expecting left brace after the key name")
+        cur.skip_statement()
+        cur.take_punct(";")
+
+    def _skip_braced(self) -> None:
+        cur = self.st.cur
+        cur.skip_statement()
+        if not cur.last.is_punct("}"):
+            raise cur.error("expecting a { ... } block")
+
+
+def _param_value(fmt: str, values: list[Value]) -> object:
+    """Atom values of a server parameter -> the ``Param.value`` the model documents."""
+    if not values:
+        return True
+    if len(values) == 1:
+        value = values[0]
+        if isinstance(value, HostName):
+            return Expr("host-lookup", value=value.name)
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "surrogateescape")
+        if isinstance(value, IPv4Address | bool | int | str):
+            return value
+        return str(value)
+    addresses = [v for v in values if isinstance(v, IPv4Address)]
+    if len(addresses) == len(values):
+        return tuple(addresses)
+    return " ".join(str(v) for v in values)
+
+
+_UNIMPLEMENTED = {
+    "on": StatementParser._on,
+    "set": StatementParser._set,
+    "define": StatementParser._set,
+    "unset": StatementParser._unset,
+    "eval": StatementParser._expression_statement,
+    "return": StatementParser._data_statement,
+    "log": StatementParser._log,
+    "execute": StatementParser._execute,
+    "add": StatementParser._add,
+    "break": StatementParser._semi_only,
+    "parse-vendor-option": StatementParser._semi_only,
+    "default": StatementParser._option_like,
+    "prepend": StatementParser._option_like,
+    "append": StatementParser._option_like,
+    "send": StatementParser._option_like,
+    "db-time-format": StatementParser._db_time_format,
+    "key": StatementParser._key,
+    "zone": StatementParser._skip_braced,
+    "switch": StatementParser._skip_braced,
+}
