@@ -25,6 +25,8 @@ from tandem.wire.failover import (
     build_connectack,
     build_empty,
     build_state,
+    check_connect,
+    check_connectack,
     decode_message,
     encode_message,
 )
@@ -356,3 +358,59 @@ def test_bndupd_optional_fields_follow_isc_order() -> None:
     assert list(built.options) == [2, 3, 5, 13, 18, 25, 6, 12]
     again = decode_message(encode_message(built))
     assert again == built and again.ip_flags == IPFlags.BOOTP
+
+
+def test_check_connect_follows_isc_order() -> None:
+    good = decode_message(CONNECT)
+
+    def check(m: Message, **kw: object) -> tuple[RejectReason | None, str] | None:
+        args: dict[str, object] = {
+            "relationship_name": b"test",
+            "now": T0,
+            "already_connected": False,
+        }
+        args.update(kw)
+        err = check_connect(m, **args)  # type: ignore[arg-type]
+        return None if err is None else (err.reject_reason, str(err))
+
+    assert check(good) is None
+    assert check(good, relationship_name=b"other") == (
+        RejectReason.INVALID_PARTNER,
+        "unknown failover relationship name",
+    )
+    assert check(good, now=T0 + 61) == (RejectReason.TIMEMISMATCH, "time offset too large")
+    assert check(good, now=T0 - 60) is None
+    assert check(good, already_connected=True) == (RejectReason.DUP_CONNECTION, "already connected")
+    opts = dict(good.options)
+    del opts[OptionCode.HASH_BUCKET_ASSIGNMENT]
+    # Missing HBA beats "already connected" and missing MCLT (ISC checks it at link level).
+    assert check(Message(5, T0, 0, opts), already_connected=True) == (
+        RejectReason.HBA_CONFLICT,
+        "invalid HBA",
+    )
+    opts = dict(good.options)
+    del opts[OptionCode.MCLT]
+    assert check(Message(5, T0, 0, opts)) == (RejectReason.INVALID_MCLT, "no MCLT provided")
+    del opts[OptionCode.RELATIONSHIP_NAME]
+    assert check(Message(5, T0, 0, opts)) == (
+        RejectReason.INVALID_PARTNER,
+        "missing relationship-name",
+    )
+
+
+def test_check_connectack() -> None:
+    accept = decode_message(CONNECTACK_ACCEPT)
+    kw: dict[str, object] = {"relationship_name": b"test", "already_connected": False}
+    assert check_connectack(accept, now=accept.time, **kw) is None  # type: ignore[arg-type]
+    refused = check_connectack(decode_message(CONNECTACK_NO_HBA), now=accept.time, **kw)  # type: ignore[arg-type]
+    assert refused is not None and refused.reject_reason is None
+    late = check_connectack(accept, now=accept.time + 61, **kw)  # type: ignore[arg-type]
+    assert late is not None and late.reject_reason is RejectReason.TIMEMISMATCH
+    dup = check_connectack(
+        accept, now=accept.time, relationship_name=b"test", already_connected=True
+    )
+    assert dup is not None and dup.reject_reason is RejectReason.DUP_CONNECTION
+    other = check_connectack(
+        accept, now=accept.time, relationship_name=b"x", already_connected=False
+    )
+    assert other is not None and other.reject_reason is RejectReason.INVALID_PARTNER

@@ -768,3 +768,54 @@ def build_poolresp(*, time: int, xid: int, addresses_transferred: int) -> Messag
     return Message(
         MessageType.POOLRESP, time, xid, {_O.ADDRESSES_TRANSFERRED: addresses_transferred}
     )
+
+
+# --- CONNECT / CONNECTACK acceptance, in ISC's order of checks (reference §5.1, §5.2) ---
+
+CLOCK_SKEW_LIMIT = 60  #: |header time - now| allowed on CONNECT/CONNECTACK
+
+
+def check_connect(
+    msg: Message, *, relationship_name: bytes, now: int, already_connected: bool
+) -> FailoverProtocolError | None:
+    """Why a secondary must refuse this CONNECT (send CONNECTACK with the reason), or None."""
+    name = msg.relationship_name
+    if name is None:
+        problem = (RejectReason.INVALID_PARTNER, "missing relationship-name")
+    elif name != relationship_name:
+        problem = (RejectReason.INVALID_PARTNER, "unknown failover relationship name")
+    elif abs(msg.time - now) > CLOCK_SKEW_LIMIT:
+        problem = (RejectReason.TIMEMISMATCH, "time offset too large")
+    elif msg.hba is None or len(msg.hba) != HBA_SIZE:
+        problem = (RejectReason.HBA_CONFLICT, "invalid HBA")
+    elif already_connected:
+        problem = (RejectReason.DUP_CONNECTION, "already connected")
+    elif msg.mclt is None:
+        problem = (RejectReason.INVALID_MCLT, "no MCLT provided")
+    else:
+        return None
+    return FailoverProtocolError("connect-refused", problem[1], reject_reason=problem[0])
+
+
+def check_connectack(
+    msg: Message, *, relationship_name: bytes, now: int, already_connected: bool
+) -> FailoverProtocolError | None:
+    """Why a primary must drop the link after this CONNECTACK, or None to accept it.
+
+    ``reject_reason`` set: send DISCONNECT with it first. None with an error: the peer
+    refused us (its reason is in the message); just close.
+    """
+    name = msg.relationship_name
+    if name is None:
+        problem = (RejectReason.INVALID_PARTNER, "missing relationship-name")
+    elif msg.reject_reason is not None:
+        return FailoverProtocolError("connect-rejected", f"peer rejected: {msg.message_text}")
+    elif name != relationship_name:
+        problem = (RejectReason.INVALID_PARTNER, "relationship name does not match")
+    elif already_connected:
+        problem = (RejectReason.DUP_CONNECTION, "already connected")
+    elif abs(msg.time - now) > CLOCK_SKEW_LIMIT:
+        problem = (RejectReason.TIMEMISMATCH, "time offset too large")
+    else:
+        return None
+    return FailoverProtocolError("connectack-refused", problem[1], reject_reason=problem[0])
