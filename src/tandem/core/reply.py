@@ -144,13 +144,13 @@ def select_options(
     if agent is not None:
         budget -= _wire_size(agent)
     out: dict[int, bytes] = {}
+    get = available.get
     for code in order:
-        if code in out or code in (codes.PAD, codes.END):
+        data = get(code)
+        if data is None or code in out or code == codes.PAD or code == codes.END:
             continue
-        data = available.get(code)
-        if data is None:
-            continue
-        size = _wire_size(data)
+        n = len(data)
+        size = n + 2 if n <= 255 else _wire_size(data)
         if size > budget:
             continue
         budget -= size

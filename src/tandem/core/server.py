@@ -83,6 +83,9 @@ class DhcpServer:
         self._server_ids = self._configured_server_ids(config)
         self.counters: Counter[str] = Counter()
         self._options_cache: dict[int, tuple[Values, dict[int, bytes]]] = {}
+        self._sid_cache: dict[
+            tuple[int, int], tuple[tuple[IPv4Interface, ...], SubnetState | None, IPv4Address]
+        ] = {}
         for lease in leases:
             self.db.load(lease)
 
@@ -402,11 +405,20 @@ class DhcpServer:
             if raw is not None and len(raw) == 4:
                 return IPv4Address(raw)
         addrs = self.if_addrs(c)
+        key = (id(addrs), id(subnet))
+        hit = self._sid_cache.get(key)
+        if hit is not None and hit[0] is addrs and hit[1] is subnet:
+            return hit[2]
+        sid = addrs[0].ip if addrs else ZERO
         if subnet is not None:
             for ifa in addrs:
                 if ifa.ip in subnet.network:
-                    return ifa.ip
-        return addrs[0].ip if addrs else ZERO
+                    sid = ifa.ip
+                    break
+        if len(self._sid_cache) > 1024:
+            self._sid_cache.clear()
+        self._sid_cache[key] = (addrs, subnet, sid)
+        return sid
 
     def build_reply(
         self,

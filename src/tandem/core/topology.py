@@ -50,6 +50,7 @@ class Topology:
         self.shares: list[NetState] = []
         self._by_prefix: dict[int, dict[int, SubnetState]] = {}
         self._values_cache: dict[tuple[int, int], Values | None] = {}
+        self._if_cache: dict[int, tuple[tuple[IPv4Interface, ...], NetState | None]] = {}
         shared = {sn.name: sn for sn in config.shared_networks}
         made: dict[str, NetState] = {}
         for sub in config.subnets:
@@ -126,11 +127,19 @@ class Topology:
 
     def interface_share(self, addrs: tuple[IPv4Interface, ...]) -> NetState | None:
         """The shared network an interface is attached to (first address that matches)."""
+        hit = self._if_cache.get(id(addrs))
+        if hit is not None and hit[0] is addrs:
+            return hit[1]
+        share = None
         for ifa in addrs:
             st = self.subnet_of(ifa.ip)
             if st is not None:
-                return st.share
-        return None
+                share = st.share
+                break
+        if len(self._if_cache) > 1024:
+            self._if_cache.clear()
+        self._if_cache[id(addrs)] = (addrs, share)
+        return share
 
     def locate(
         self, packet: Packet, if_addrs: tuple[IPv4Interface, ...]
