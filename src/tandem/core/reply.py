@@ -147,7 +147,7 @@ def select_options(
     get = available.get
     for code in order:
         data = get(code)
-        if data is None or code in out or code == codes.PAD or code == codes.END:
+        if data is None or code in out or code in (codes.PAD, codes.END):
             continue
         n = len(data)
         size = n + 2 if n <= 255 else _wire_size(data)
