@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 MAX_DATA: Final = 1024
 """Longest decoded string / hex list accepted (bytes)."""
@@ -28,6 +28,13 @@ NEVER: Final = 0x7FFFFFFF
 
 _SKIP = re.compile(r"(?:[ \t\r\n\f\v]+|#[^\n]*)*")
 _ATOM = re.compile(r"[^ \t\r\n\f\v{};=,#\"]+")
+# The hot path matches "skip blanks/comments, then the token" in one regex call.
+_WS_ATOM = re.compile(r"(?:[ \t\r\n\f\v]+|#[^\n]*)*([^ \t\r\n\f\v{};=,#\"]+)")
+_WS_CHAR = re.compile(r"(?:[ \t\r\n\f\v]+|#[^\n]*)*(.?)", re.DOTALL)
+# dhcpd's own date spelling, read in one step (anything else takes the general path).
+_FAST_DATE = re.compile(
+    r" ?[0-6] ([0-9]{4})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2});"
+)
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
 _ESCAPE = re.compile(r"\\(?:([0-3][0-7][0-7])|x([0-9a-fA-F]{2})|(.))", re.DOTALL)
 _SIMPLE_ESCAPES: Final = {"t": "\t", "r": "\r", "n": "\n", "b": "\b"}
@@ -54,11 +61,12 @@ class ScanError(Exception):
 class Scanner:
     """A cursor over the whole file text with typed ``expect_*`` readers."""
 
-    __slots__ = ("pos", "text")
+    __slots__ = ("pos", "text", "tok_start")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.tok_start = 0  # where the last atom began (for error locations)
 
     # --- primitives ---------------------------------------------------------------------
 
@@ -73,9 +81,11 @@ class Scanner:
         return self.skip() >= len(self.text)
 
     def peek(self) -> str:
-        """The next significant character ('' at end of file)."""
-        pos = self.skip()
-        return self.text[pos : pos + 1]
+        """The next significant character ('' at end of file); moves to it."""
+        m = _WS_CHAR.match(self.text, self.pos)
+        assert m is not None  # matches the empty string
+        self.pos = m.start(1)
+        return m.group(1)
 
     def fail(self, what: str) -> ScanError:
         """An error at the next token: 'expected WHAT, found ...'."""
@@ -92,6 +102,9 @@ class Scanner:
 
     def punct(self, char: str, what: str | None = None) -> None:
         """Consume one of ``{ } ; =``."""
+        if self.text.startswith(char, self.pos):  # the usual case: no blank before it
+            self.pos += 1
+            return
         pos = self.skip()
         if self.text.startswith(char, pos):
             self.pos = pos + 1
@@ -100,22 +113,21 @@ class Scanner:
 
     def atom(self, what: str) -> str:
         """Consume a bare word (keyword, number, address, date part, hex list)."""
-        pos = self.skip()
-        m = _ATOM.match(self.text, pos)
+        m = _WS_ATOM.match(self.text, self.pos)
         if m is None:
             raise self.fail(what)
-        end = m.end()
-        if end - pos > MAX_ATOM:
-            raise ScanError(pos, end, f"{what} is longer than {MAX_ATOM} characters")
+        start, end = m.span(1)
+        if end - start > MAX_ATOM:
+            raise ScanError(start, end, f"{what} is longer than {MAX_ATOM} characters")
         self.pos = end
-        return m.group()
+        self.tok_start = start
+        return m.group(1)
 
     def word(self, what: str, choices: frozenset[str] | dict[str, object]) -> str:
         """Consume an atom that must be one of ``choices``."""
-        start = self.skip()
         value = self.atom(what)
         if value not in choices:
-            raise ScanError(start, self.pos, f"expected {what}, found {value!r}")
+            raise ScanError(self.tok_start, self.pos, f"expected {what}, found {value[:40]!r}")
         return value
 
     def semi(self) -> None:
@@ -143,8 +155,8 @@ class Scanner:
 
     def hexlist(self, what: str, limit: int = MAX_DATA) -> bytes:
         """Consume ``aa:bb:cc`` (one or two hex digits per octet)."""
-        start = self.skip()
         value = self.atom(what)
+        start = self.tok_start
         if _HEXLIST.fullmatch(value) is None:
             raise ScanError(start, self.pos, f"expected {what} (hex octets like 01:aa:ff)")
         data = bytes(int(part, 16) for part in value.split(":"))
@@ -153,10 +165,9 @@ class Scanner:
         return data
 
     def number(self, what: str) -> int:
-        start = self.skip()
         value = self.atom(what)
         if _NUMBER.fullmatch(value) is None:
-            raise ScanError(start, self.pos, f"expected {what} (a decimal number)")
+            raise ScanError(self.tok_start, self.pos, f"expected {what} (a decimal number)")
         return int(value)
 
     def date(self) -> int:
@@ -166,8 +177,19 @@ class Scanner:
         ``never;`` (-> NEVER) or ``epoch N;`` (``db-time-format local``; the comment after it
         is skipped like any comment).
         """
-        start = self.skip()
+        fast = _FAST_DATE.match(self.text, self.pos)
+        if fast is not None:
+            key = fast.group()
+            value = _date_cache.get(key)
+            if value is None:
+                value = self._calendar(fast.start(1), fast.end(6), fast.groups())
+                if len(_date_cache) >= 4096:
+                    _date_cache.clear()
+                _date_cache[key] = value
+            self.pos = fast.end()
+            return value
         first = self.atom("a date")
+        start = self.tok_start
         if first == "never":
             self.semi()
             return NEVER
@@ -177,22 +199,30 @@ class Scanner:
             return value
         if first not in _WEEKDAYS:
             raise ScanError(start, self.pos, f"expected a weekday digit 0-6, found {first!r}")
-        day_at = self.skip()
         day = _DAY.fullmatch(self.atom("a date YYYY/MM/DD"))
+        day_at = self.tok_start
         if day is None:
             raise ScanError(day_at, self.pos, "expected a date YYYY/MM/DD")
-        clock_at = self.skip()
         clock = _CLOCK.fullmatch(self.atom("a time HH:MM:SS"))
         if clock is None:
-            raise ScanError(clock_at, self.pos, "expected a time HH:MM:SS")
-        year, month, mday = (int(g) for g in day.groups())
-        hour, minute, second = (int(g) for g in clock.groups())
+            raise ScanError(self.tok_start, self.pos, "expected a time HH:MM:SS")
+        value = self._calendar(day_at, self.pos, day.groups() + clock.groups())
+        self.semi()
+        return value
+
+    @staticmethod
+    def _calendar(start: int, end: int, fields: tuple[str | Any, ...]) -> int:
+        year, month, mday, hour, minute, second = (int(f) for f in fields)
+        if year <= 1900:  # dhcpd's Y2K workaround: 126/11/28 is 2026/11/28
+            year += 1900
         try:
             when = datetime(year, month, mday, hour, minute, second, tzinfo=UTC)
         except ValueError as exc:
-            raise ScanError(day_at, self.pos, f"impossible date or time ({exc})") from None
-        self.semi()
-        return int((when - _EPOCH).total_seconds())
+            raise ScanError(start, end, f"impossible date or time ({exc})") from None
+        value = int((when - _EPOCH).total_seconds())
+        if value < 0:
+            raise ScanError(start, end, "date before 1970 (lease times count from 1970)")
+        return value
 
     def skip_statement(self, what: str) -> None:
         """Skip one statement we do not model: up to ``;`` or through a balanced ``{...}``.
@@ -288,6 +318,7 @@ _QUOTE_TABLE: Final = tuple(
     for b in range(256)
 )
 _time_cache: dict[int, str] = {}
+_date_cache: dict[str, int] = {}
 
 
 def quote(data: bytes) -> str:

@@ -393,8 +393,8 @@ class LeaseFileReader:
 
     def _lease(self) -> Lease:
         scan = self._scan
-        at = scan.skip()
         word = scan.atom("an IPv4 address")
+        at = scan.tok_start
         try:
             address = IPv4Address(word)
         except ValueError:
@@ -403,8 +403,8 @@ class LeaseFileReader:
         lease = Lease(address)
         seen_state = False
         while scan.peek() != "}":
-            at = scan.skip()
             keyword = scan.atom("a lease statement or '}'")
+            at = scan.tok_start
             handler = _LEASE_STATEMENTS.get(keyword)
             if handler is None:
                 raise ScanError(at, scan.pos, f"unknown statement {keyword[:40]!r} in {address}")
@@ -429,8 +429,8 @@ class LeaseFileReader:
         if keyword != "binding":
             scan.word("'binding'", frozenset({"binding"}))
         scan.word("'state'", frozenset({"state"}))
-        word_at = scan.skip()
         word = scan.atom("a binding state")
+        word_at = scan.tok_start
         state = _STATE_WORDS.get(word)
         if state is None:
             if word not in _LEGACY_STATES:
@@ -466,8 +466,8 @@ class LeaseFileReader:
 
     def _hardware(self, lease: Lease, keyword: str, at: int) -> bool:
         scan = self._scan
-        type_at = scan.skip()
         name = scan.atom("a hardware type")
+        type_at = scan.tok_start
         htype = _HW_TYPES.get(name)
         if htype is None:
             m = _HW_UNKNOWN.fullmatch(name)
@@ -498,8 +498,8 @@ class LeaseFileReader:
     def _set(self, lease: Lease, keyword: str, at: int) -> bool:
         scan = self._scan
         if keyword == "set":
-            name_at = scan.skip()
             name = scan.atom("a variable name")
+            name_at = scan.tok_start
             if _VAR_NAME.fullmatch(name) is None:
                 raise ScanError(name_at, scan.pos, f"{name[:40]!r} can't be a variable name")
             scan.punct("=", "'=' in set statement")
