@@ -212,6 +212,11 @@ class DeclarationParser:
         scope.stmts.append(Unimplemented(tok.word, tok.loc))
 
     def _host_only(self, scope: Scope, tok: Token) -> None:
+        # dhcpd reads the whole parameter before complaining, so the error is at its end.
+        if tok.word == "hardware":
+            self._hardware()
+        else:
+            self._fixed_address(HostB("host", scope, tok.loc))
         raise self.cur.error(f"{tok.word} parameter not allowed here: it belongs in a host")
 
     # --- shared-network / subnet / group -----------------------------------------------
@@ -383,8 +388,8 @@ class DeclarationParser:
         for lo, hi, where in self.ranges:
             if lo <= int(high) and int(low) <= hi:
                 first = IPv4Address(max(lo, int(low)))
-                raise cur.error_at(
-                    tok, f"lease {first} is declared twice! (the range overlaps the one at {where})"
+                raise cur.error(
+                    f"lease {first} is declared twice! (the range overlaps the one at {where})"
                 )
         self.ranges.append((int(low), int(high), tok.loc))
         owner.ranges.append(Range(low, high, dynamic, tok.loc))

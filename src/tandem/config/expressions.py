@@ -118,9 +118,10 @@ class ExpressionParser:
         return expr
 
     def _fail(self, tok: Token, message: str) -> Exception:
+        """Blame the last consumed token, as dhcpd does when it only peeked at ``tok``."""
         if tok.kind is Kind.EOF:
             return self.cur.error(f"unexpected end of file: {message}")
-        return self.cur.error_at(tok, message)
+        return self.cur.error(message)
 
     # --- binary operators -----------------------------------------------------------------
 

@@ -121,8 +121,8 @@ class StatementParser:
         handler = _UNIMPLEMENTED.get(word)
         if handler is not None:
             cur.next()
-            handler(self)
             self.st.unimplemented(word, loc)
+            handler(self)
             return Unimplemented(word, loc)
         if tok.kind is Kind.NAME:
             cur.next()
