@@ -171,6 +171,23 @@ def test_format_infinite_bootp_lease_and_hardware_names() -> None:
     assert only_lease(text).ends is None
 
 
+def test_writer_never_writes_what_cannot_be_read_back() -> None:
+    lease = Lease(
+        IPv4Address("10.0.0.1"),
+        hardware=(300, b"\x01"),
+        uid=b"u" * 1025,
+        client_hostname="h" * 1025,
+        vendor_class_identifier="v" * 1025,
+        variables={"ok": "x", "bad name": "y", "big": "z" * 1025},
+    )
+    back = only_lease(format_lease(lease))
+    assert back.hardware is back.uid is back.client_hostname is None
+    assert back.vendor_class_identifier is None
+    assert back.variables == {"ok": "x"}
+    long_chaddr = Lease(IPv4Address("10.0.0.1"), hardware=(1, bytes(range(20))))
+    assert only_lease(format_lease(long_chaddr)).hardware == (1, bytes(range(16)))
+
+
 def test_header_is_dhcpds() -> None:
     assert read_vector("primary.leases").startswith(format_header(DHCPD_WRITER))
     assert format_header().endswith("authoring-byte-order little-endian;\n\n")

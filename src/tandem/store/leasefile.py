@@ -27,6 +27,7 @@ from typing import Final, NamedTuple
 
 from tandem.core.lease import BindingState, Lease
 from tandem.store._scan import (
+    MAX_DATA,
     NEVER,
     ScanError,
     Scanner,
@@ -187,7 +188,8 @@ def format_lease(lease: Lease) -> str:
     Times of ``None`` or 0 are omitted (dhcpd writes only non-zero ones); an ACTIVE lease
     whose ``ends`` is ``None`` is infinite and gets ``ends never;``. Next/rewind states are
     written only when set and different from the current state. A client-hostname that
-    is not plain printable ASCII is left out, as dhcpd does.
+    is not plain printable ASCII is left out, as dhcpd does; so is anything the reader
+    would refuse (hardware type > 255, strings over 1024 bytes; chaddr is cut to 16).
     """
     parts = [f"lease {lease.address} {{"]
     if lease.starts is not None and lease.starts > 0:
@@ -216,26 +218,32 @@ def format_lease(lease: Lease) -> str:
         parts.append(f"\n  rewind binding state {rewind.keyword};")
     if lease.bootp:
         parts.append("\n  dynamic-bootp;")
-    if lease.hardware is not None:
+    # Guards below: never write what no reader (ours, dhcpd's 17-byte hbuf) takes back.
+    # None of it can come from a DHCP packet (chaddr is 16 bytes, options 255).
+    if lease.hardware is not None and 0 <= lease.hardware[0] <= 255:
         htype, chaddr = lease.hardware
         name = _HW_NAMES.get(htype) or f"unknown-{htype}"
-        parts.append(f"\n  hardware {name} {':'.join([f'{b:02x}' for b in chaddr])};")
-    if lease.uid:
+        octets = ":".join([f"{b:02x}" for b in chaddr[:_MAX_CHADDR]])
+        parts.append(f"\n  hardware {name} {octets};")
+    if lease.uid and len(lease.uid) <= MAX_DATA:
         parts.append(f"\n  uid {quote(lease.uid)};")
     vci = lease.vendor_class_identifier
     if vci is not None:
-        parts.append(f"\n  set {_VENDOR_CLASS} = {quote(_bytes(vci))};")
+        parts.append(_set_line(_VENDOR_CLASS, vci))
     for name, value in lease.variables.items():
         if (name == _VENDOR_CLASS and vci is not None) or _VAR_NAME.fullmatch(name) is None:
             continue  # the field wins; a name dhcpd could not read back is never written
-        parts.append(f"\n  set {name} = {quote(_bytes(value))};")
+        parts.append(_set_line(name, value))
     hostname = lease.client_hostname
-    if hostname is not None:
-        raw = _bytes(hostname)
-        if printable(raw):
-            parts.append(f'\n  client-hostname "{hostname}";')
+    if hostname is not None and len(hostname) <= MAX_DATA and printable(_bytes(hostname)):
+        parts.append(f'\n  client-hostname "{hostname}";')
     parts.append("\n}\n")
     return "".join(parts)
+
+
+def _set_line(name: str, value: str) -> str:
+    data = _bytes(value)
+    return f"\n  set {name} = {quote(data)};" if len(data) <= MAX_DATA else ""
 
 
 def _state_line(side: str, state: str, stos: int | None) -> str:
