@@ -102,8 +102,17 @@ def run_dhcpd(name: str, tmp_path: Path) -> DhcpdVerdict:
     dhcpd = shutil.which("dhcpd") or "/usr/sbin/dhcpd"
     assert Path(dhcpd).exists(), "ISC dhcpd is needed for this test (Debian isc-dhcp-server)"
     proc = subprocess.run(
-        [dhcpd, "-4", "-t", "-cf", name, "-lf", str(tmp_path / "x.leases"),
-         "-pf", str(tmp_path / "x.pid")],  # fmt: skip
+        [
+            dhcpd,
+            "-4",
+            "-t",
+            "-cf",
+            name,
+            "-lf",
+            str(tmp_path / "x.leases"),
+            "-pf",
+            str(tmp_path / "x.pid"),
+        ],  # fmt: skip
         cwd=CONFIGS,
         capture_output=True,
         text=True,
@@ -136,9 +145,7 @@ def test_corpus_is_complete() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_same_verdict_as_dhcpd(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_same_verdict_as_dhcpd(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected = EXPECTED[name]
     dhcpd = run_dhcpd(name, tmp_path)
     monkeypatch.chdir(CONFIGS)

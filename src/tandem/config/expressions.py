@@ -125,11 +125,18 @@ class ExpressionParser:
 
     # --- binary operators -----------------------------------------------------------------
 
-    def expression(
-        self, context: Context, lhs: Expr | None = None, binop: str | None = None
-    ) -> Expr | None:
-        """dhcpd's parse_expression; None if no expression starts here (and lhs is None)."""
+    def expression(self, context: Context) -> Expr | None:
+        """dhcpd's parse_expression; None if no expression starts here.
+
+        dhcpd recurses whenever the next operator binds tighter, and the recursive call
+        then consumes the rest of the expression; its caller only wraps the result. That
+        wrapping is kept on an explicit stack here, so that a long ``a = b or c = d or ...``
+        (a common way to list many MAC prefixes) cannot exhaust the Python stack.
+        """
         with self.cur.nested():
+            pending: list[tuple[str, Expr]] = []
+            lhs: Expr | None = None
+            binop = ""
             while True:
                 rhs = self.non_binary(context)
                 if rhs is None:
@@ -138,24 +145,25 @@ class ExpressionParser:
                     tok = self.cur.peek()
                     raise self._fail(tok, f"expecting right-hand side, found {tok.describe()}")
                 next_op = self._peek_operator()
-                if lhs is None or binop is None:
+                if lhs is None:
                     if next_op is None:
                         return rhs
-                    lhs, binop = rhs, next_op
-                    self._take_operator(next_op)
+                    lhs, binop = rhs, self._take_operator(next_op)
                     context = context_of(rhs)
                     continue
                 if next_op is not None and _RANK[binop] < _RANK[next_op]:
-                    self._take_operator(next_op)
-                    sub = self.expression(_op_context(next_op), rhs, next_op)
-                    assert sub is not None  # with a lhs, expression() returns or raises
-                    rhs, next_op = sub, None
+                    pending.append((binop, lhs))
+                    lhs, binop = rhs, self._take_operator(next_op)
+                    context = _op_context(next_op)
+                    continue
                 self._check_operands(binop, lhs, rhs)
                 combined = Expr(binop, (lhs, rhs), loc=lhs.loc)
                 if next_op is None:
+                    for outer_op, outer_lhs in reversed(pending):
+                        self._check_operands(outer_op, outer_lhs, combined)
+                        combined = Expr(outer_op, (outer_lhs, combined), loc=outer_lhs.loc)
                     return combined
-                self._take_operator(next_op)
-                lhs, binop = combined, next_op
+                lhs, binop = combined, self._take_operator(next_op)
                 context = context_of(rhs)
 
     def _peek_operator(self) -> str | None:
@@ -269,7 +277,8 @@ class ExpressionParser:
         return int(tok.text)
 
     def _not(self, loc: object) -> Expr:
-        operand = self.non_binary("boolean")
+        with self.cur.nested():
+            operand = self.non_binary("boolean")
         if operand is None:
             raise self._fail(self.cur.peek(), "expression expected after 'not'")
         if context_of(operand) != "boolean":
