@@ -1,0 +1,53 @@
+"""The command line takes dhcpd's flags as dhcpd does, and friendly subcommands."""
+
+from __future__ import annotations
+
+import pytest
+
+from tandem.cli import UsageError, main, parse_args
+
+
+def test_dhcpd_flags() -> None:
+    opts = parse_args(
+        ["-4", "-f", "-d", "-cf", "a.conf", "-lf", "a.leases", "-pf", "a.pid", "eth0"]
+    )
+    assert (opts.mode, opts.config, opts.leases, opts.pid) == (
+        "serve",
+        "a.conf",
+        "a.leases",
+        "a.pid",
+    )
+    assert opts.foreground and opts.debug
+    assert opts.interfaces == ["eth0"]
+
+
+def test_test_modes_and_port() -> None:
+    assert parse_args(["-t", "-cf", "x"]).mode == "test-config"
+    assert parse_args(["-T", "-lf", "y"]).mode == "test-leases"
+    opts = parse_args(["-p", "1067", "-q", "--no-pid"])
+    assert (opts.port, opts.quiet, opts.pid) == (1067, True, None)
+
+
+def test_subcommands() -> None:
+    opts = parse_args(["serve", "--config", "c", "--leases", "l", "-d", "eth1", "eth2"])
+    assert (opts.mode, opts.config, opts.leases, opts.interfaces) == (
+        "serve",
+        "c",
+        "l",
+        ["eth1", "eth2"],
+    )
+    assert parse_args(["check", "my.conf"]).config == "my.conf"
+    assert parse_args(["check-leases", "my.leases"]).leases == "my.leases"
+
+
+@pytest.mark.parametrize(
+    "argv", [["-cf"], ["-6"], ["--bogus"], ["-p", "0"], ["-p", "x"], ["check", "a", "b"]]
+)
+def test_bad_usage(argv: list[str]) -> None:
+    with pytest.raises(UsageError):
+        parse_args(argv)
+
+
+def test_main_reports_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--bogus"]) == 2
+    assert "unknown option --bogus" in capsys.readouterr().err
