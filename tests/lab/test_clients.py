@@ -147,7 +147,7 @@ def test_init_reboot_gets_old_address(lab: Lab, kind: str) -> None:
     mark = server.proc.log_size()
     cli.start()
     again = cli.wait_lease(20, after=n)
-    assert again.event == "REBOOT", again
+    assert again.event == "REBOOT", (again, cli.log(), server.log()[mark:])
     assert again.address == first.address
     # INIT-REBOOT: a REQUEST without a server identifier ("for A from M", no "(server)").
     server.wait_for_log(

@@ -225,6 +225,7 @@ class Dhclient(Client):
         super().__init__(host, iface)
         self.lease_file = self.dir / "dhclient.leases"
         self.pid_file = self.dir / "dhclient.pid"
+        self._run_start = 0
         self.conf = self.dir / "dhclient.conf"
         lines = [
             "request subnet-mask, broadcast-address, time-offset, routers,",
@@ -258,6 +259,7 @@ class Dhclient(Client):
         """Start (or restart, keeping the lease file: INIT-REBOOT) dhclient in the foreground."""
         if self.proc is not None and self.proc.running():
             raise LabError("dhclient already running")
+        self._run_start = self.event_count()
         self._runs += 1
         self.proc = self.host.spawn(
             [*self._base(), "-d", self.iface],
@@ -265,6 +267,28 @@ class Dhclient(Client):
             name=f"dhclient:{self.host.name}",
         )
         return self.proc
+
+    def wait_event(
+        self, events: frozenset[str] | set[str], timeout: float, *, after: int = 0
+    ) -> ClientEvent:
+        """As Client.wait_event, but a binding event only counts once dhclient has finished it.
+
+        dhclient runs the script *before* it writes the lease file and logs "bound to A --
+        renewal in N seconds.", so a test that stops dhclient right after the script ran would
+        leave no lease on disk (and the next start would DISCOVER instead of INIT-REBOOT).
+        """
+        ev = super().wait_event(events, timeout, after=after)
+        if ev.event in BOUND_EVENTS and self.proc is not None:
+            this_run = self.events()[self._run_start :]
+            need = sum(1 for e in this_run if e.event in BOUND_EVENTS)
+            deadline = time.monotonic() + 10.0
+            while self.log().count("bound to ") < need:
+                if time.monotonic() > deadline or not self.proc.running():
+                    raise LabError(
+                        f"dhclient ran its script but never logged 'bound to':\n{self.log()}"
+                    )
+                time.sleep(0.02)
+        return ev
 
     def release(self, timeout: float = 15.0) -> str:
         """``dhclient -r``: stops the running dhclient (via its pid file) and sends DHCPRELEASE."""

@@ -375,7 +375,8 @@ class Lab:
         self.workdir = (
             Path(tempfile.mkdtemp(prefix=f"{self.prefix}-")) if workdir is None else workdir
         )
-        self.keep_workdir = keep_workdir
+        # TANDEM_LAB_KEEP=1 keeps every lab's work dir (logs, leases, pcaps) for debugging.
+        self.keep_workdir = keep_workdir or os.environ.get("TANDEM_LAB_KEEP", "") not in ("", "0")
         self.hosts: dict[str, Host] = {}
         self.segments: dict[str, Segment] = {}
         self._procs: list[Proc] = []
