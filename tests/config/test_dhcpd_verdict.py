@@ -112,7 +112,7 @@ def run_dhcpd(name: str, tmp_path: Path) -> DhcpdVerdict:
             str(tmp_path / "x.leases"),
             "-pf",
             str(tmp_path / "x.pid"),
-        ],  # fmt: skip
+        ],
         cwd=CONFIGS,
         capture_output=True,
         text=True,

@@ -145,8 +145,9 @@ def test_ranges_written_in_subnet_form_implicit_pools() -> None:
     cfg = load(str(SEEDS / "bootp-dynamic.conf"))
     (subnet,) = cfg.subnets
     plain, bootp = subnet.pools
-    assert [r.low for r in plain.ranges] == [IPv4Address("192.168.40.100")] + [
-        IPv4Address("192.168.40.250")
+    assert [r.low for r in plain.ranges] == [
+        IPv4Address("192.168.40.100"),
+        IPv4Address("192.168.40.250"),
     ]
     assert plain.ranges[1].high == IPv4Address("192.168.40.250")  # single-address range
     assert bootp.ranges[0].dynamic_bootp and plain.permits == bootp.permits == ()

@@ -510,8 +510,7 @@ class DeclarationParser:
 
     def _fixed_address(self, host: HostB) -> None:
         cur = self.cur
-        if host.has_fixed:
-            raise cur.error("Only one fixed address declaration per host")
+        seen_before = host.has_fixed
         while True:
             addr = address_or_host_name(cur)
             if isinstance(addr, IPv4Address):
@@ -526,6 +525,8 @@ class DeclarationParser:
             if not cur.take_punct(","):
                 break
         cur.semi()
+        if seen_before:  # dhcpd reads the statement first, then complains at its end
+            raise cur.error("Only one fixed address declaration per host")
         host.has_fixed = True
 
     def _host_client_id(self, host: HostB) -> None:
