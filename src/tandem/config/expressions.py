@@ -157,11 +157,11 @@ class ExpressionParser:
                     context = _op_context(next_op)
                     continue
                 self._check_operands(binop, lhs, rhs)
-                combined = Expr(binop, (lhs, rhs), loc=lhs.loc)
+                combined = _combine(binop, lhs, rhs)
                 if next_op is None:
                     for outer_op, outer_lhs in reversed(pending):
                         self._check_operands(outer_op, outer_lhs, combined)
-                        combined = Expr(outer_op, (outer_lhs, combined), loc=outer_lhs.loc)
+                        combined = _combine(outer_op, outer_lhs, combined)
                     return combined
                 lhs, binop = combined, self._take_operator(next_op)
                 context = context_of(rhs)
@@ -300,6 +300,13 @@ class ExpressionParser:
                 return Expr("funcall", tuple(args), value=name_tok.text, loc=name_tok.loc)
             if not tok.is_punct(","):
                 raise self._fail(tok, "Right parenthesis expected")
+
+
+def _combine(op: str, lhs: Expr, rhs: Expr) -> Expr:
+    """A binary node. ``~=``/``~~`` with a constant pattern keep it in ``value`` (model doc)."""
+    if op in ("regex", "iregex") and rhs.op == "const-data" and isinstance(rhs.value, bytes):
+        return Expr(op, (lhs,), value=rhs.value.decode("latin-1"), loc=lhs.loc)
+    return Expr(op, (lhs, rhs), loc=lhs.loc)
 
 
 def _op_context(op: str) -> Context:

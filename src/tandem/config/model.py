@@ -85,8 +85,28 @@ class Expr:
     "and" / "or"         args: (bool, bool)
     "not"                args: (bool,)
     "equal" / "not-equal" args: (a, b)
-    "regex"              args: (data,), value: pattern string (``~=``); "iregex" for ``~~``
+    "regex"              args: (data,), value: pattern string (``~=``); "iregex" for ``~~``.
+                         If the pattern is not a constant: args (data, pattern), value None
     ===================  =====================================================================
+
+    Less common ops the parser also produces (added with the parser; the core may treat
+    them as unsupported):
+
+    ===================  =====================================================================
+    "host-lookup"        value: host name; its IPv4 address (dhcpd resolves with DNS)
+    "variable"           value: variable name (set with ``set``/``define``)
+    "variable-exists"    value: variable name (``defined(NAME)``)
+    "funcall"            value: function name, args: arguments
+    "check"              value: collection name (``check "default"``)
+    "filename" / "server-name" / "lease-time" / "null" / "gethostname"   no args
+    "gethostbyname"      value: host name
+    "reverse"            args: (width, data)
+    "v6relay"            args: (number, data)
+    "add" "multiply" "divide" "remainder" "binary-and" "binary-or" "binary-xor"
+                         args: (number, number)
+    ===================  =====================================================================
+    Constants such as DNS rcodes (``nxdomain``) and client states (``bound``) are
+    "const-int".
     """
 
     op: str
