@@ -324,13 +324,16 @@ def encode(p: Packet, *, max_size: int = MIN_MESSAGE_SIZE) -> bytes:
         out = header + MAGIC_COOKIE + b"\xff"
         return out + bytes(BOOTP_MIN_LEN - len(out))
 
-    area = min(max(max_size, MIN_MESSAGE_SIZE) - IP_UDP_OVERHEAD - HEADER_LEN, MAX_OPTION_AREA)
-    room = area - 4 - 1  # cookie, END
+    area = max(max_size, MIN_MESSAGE_SIZE) - IP_UDP_OVERHEAD - HEADER_LEN
+    # Option 82 may grow the options field up to a 1500-octet datagram (or up
+    # to max_size when that is larger); beyond that it eats the client's room.
+    limit = max(area, MAX_OPTION_AREA)
     items = _ordered(options)
     agent_value = options.get(_AGENT)
     agent = _tlv(_AGENT, agent_value) if agent_value is not None else b""
-    if agent and len(agent) > MAX_OPTION_AREA - area:
+    if len(agent) > limit - 4 - 1 - 3:
         agent = b""  # cannot be echoed at all; dhcpd logs and drops it too
+    room = min(area, limit - len(agent)) - 4 - 1  # cookie, END
     total = 0
     for item in items:
         total += len(item)

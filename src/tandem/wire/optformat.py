@@ -536,6 +536,8 @@ def to_text(fmt: str, data: bytes) -> str:
         if code == "D":
             if prev_d:
                 parts.append(", ")
+            elif idx:
+                parts.append(" ")
             assert isinstance(value, str)
             parts.append(_name_text(value, quoted=True))
             prev_d = True
