@@ -285,3 +285,24 @@ def test_whole_corpus_is_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AttributeError):
         cfg.hosts = ()  # type: ignore[misc]
     assert isinstance(cfg.statements, tuple)
+
+
+def test_lease_file_constructs_and_rare_statements_are_unimplemented() -> None:
+    cfg = parse_text(
+        'failover peer "p" { primary; peer address 10.0.0.2; mclt 60; split 128; }\n'
+        'failover peer "p" state { my state normal at 1 2024/01/01 00:00:00; }\n'
+        'vendor-class "MSFT" { option domain-name "ms"; }\n'
+        "option server.default-lease-time 900;\n"
+        'subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer "p"; '
+        "range 10.0.0.5 10.0.0.9; } }"
+    )
+    kinds = [s.keyword for s in cfg.statements if isinstance(s, Unimplemented)]
+    assert kinds == ["vendor-class"]
+    assert params(cfg.statements) == {"default-lease-time": 900}
+    texts = " ".join(w.message for w in cfg.warnings)
+    assert "'failover peer state'" in texts and "'vendor-class'" in texts
+
+
+def test_pool_permit_words_are_checked() -> None:
+    with pytest.raises(ConfigError, match="expecting permit type"):
+        parse_text("subnet 10.0.0.0 netmask 255.255.255.0 { pool { allow booting; } }")
