@@ -8,8 +8,8 @@ from ipaddress import IPv4Address
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_helpers import VECTORS, leases, normalized
 
-from conftest import VECTORS, leases, normalized
 from tandem.core.lease import BindingState, Lease
 from tandem.store.leasefile import (
     NEVER,

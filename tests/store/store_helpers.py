@@ -1,4 +1,4 @@
-"""Shared strategies and helpers for the lease-store tests."""
+"""Shared strategies and helpers for the lease-store tests (imported by name, not a conftest)."""
 
 from __future__ import annotations
 
