@@ -1,18 +1,15 @@
 """Throughput of the hot path: append + group commit with a real fdatasync on the test disk.
 
-Prints records/s for several batch sizes (visible in the pytest output) and holds the
-project target of 50,000 records/s for batches of 1000 (best of three runs, so a
-neighbour's burst of disk traffic does not decide the result).
+Prints records/s for several batch sizes and the load rate (`python bench/store_bench.py`).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
-
-import pytest
 
 from tandem.core.lease import BindingState, Lease
 from tandem.store.journal import LeaseJournal
@@ -67,7 +64,13 @@ def _run(path: Path, leases: list[Lease], batch: int) -> tuple[float, int, int]:
     return len(leases) / elapsed, commits, syncs
 
 
-def test_group_commit_throughput(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def main() -> None:
+    """Print records/s for group commits of several batch sizes, and the load rate."""
+    with tempfile.TemporaryDirectory(prefix="tandem-store-bench-") as tmp:
+        _report(Path(tmp))
+
+
+def _report(tmp_path: Path) -> None:
     leases = _leases(20_000)
     lines = []
     best = 0.0
@@ -87,6 +90,9 @@ def test_group_commit_throughput(tmp_path: Path, capsys: pytest.CaptureFixture[s
     contents = parse_leases((tmp_path / "b1000-0.leases").read_text("latin-1"), "x")
     parse_rate = contents.records / (time.perf_counter() - start)
     lines.append(f"load (parse): {parse_rate:>10,.0f} records/s")
-    with capsys.disabled():
-        print("\nlease journal on", tmp_path, "\n  " + "\n  ".join(lines))
-    assert best > 50_000
+    print("lease journal on", tmp_path, "\n  " + "\n  ".join(lines))
+    print(f"best batch-1000 rate: {best:,.0f} records/s")
+
+
+if __name__ == "__main__":
+    main()
