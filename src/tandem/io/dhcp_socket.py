@@ -2,8 +2,14 @@
 
 Measured, not guessed: one asyncio callback per datagram collapsed under load, so each readable
 event drains the socket with non-blocking reads until EAGAIN (up to ``MAX_BATCH``), hands every
-packet to the pure core, makes every changed lease durable with ONE fsync for the whole batch,
-and only then sends the replies. A lease is on disk before its DHCPACK leaves.
+packet to the pure core, and queues the replies behind the lease records the batch appended.
+
+Group commit is pipelined: one worker thread writes and fsyncs a detached chunk of records while
+the event loop keeps serving and appending to the next chunk. When the sync completes, the
+replies waiting on it are sent and the next chunk (everything that arrived meanwhile) starts.
+So at low load each lease gets its own fsync with little delay, and under load one fsync covers
+however many requests arrived during the previous one. A lease is on disk before its DHCPACK
+leaves; a reply that needs nothing durable still waits its turn so replies never overtake.
 
 Sockets, per served interface:
 
@@ -16,6 +22,8 @@ Sockets, per served interface:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import socket
 import struct
@@ -23,12 +31,13 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.core.server import DhcpServer, Reply, RxMeta
 from tandem.io.netif import Interface
-from tandem.store.journal import LeaseJournal
+from tandem.store.journal import JournalError, LeaseJournal, PendingChunk
 from tandem.wire import dhcp
 from tandem.wire.errors import MalformedPacket
 
@@ -74,6 +83,7 @@ class DhcpEndpoint:
         server_port: int = 67,
         emit: Callable[[list[str]], None] | None = None,
         clock: Callable[[], float] = time.time,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self.server = server
         self.journal = journal
@@ -82,10 +92,15 @@ class DhcpEndpoint:
         self.counters = Counters()
         self._emit = emit or _emit_stderr
         self._clock = clock
+        # Failover: once a batch is durable, the engines may send the BNDUPDs it caused.
+        self._after_commit = after_commit
         self._ports: dict[int, _Port] = {}
         for iface in interfaces:
             self._ports[iface.index] = _Port(iface, self._open_udp(iface))
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sync_worker = ThreadPoolExecutor(1, thread_name_prefix="tandem-fsync")
+        self._syncing = False
+        self._waiting: list[Callable[[], None]] = []  # run once what precedes is durable
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -110,6 +125,10 @@ class DhcpEndpoint:
             loop.add_reader(port.sock.fileno(), self._drain, port)
 
     def close(self) -> None:
+        self._sync_worker.shutdown(wait=True)
+        if self.journal.pending:
+            with contextlib.suppress(JournalError):
+                self.journal.commit()
         for port in self._ports.values():
             if self._loop is not None:
                 self._loop.remove_reader(port.sock.fileno())
@@ -155,7 +174,8 @@ class DhcpEndpoint:
         server = self.server
         journal = self.journal
         iface = port.iface
-        replies: list[tuple[Reply, int]] = []
+        waiting = self._waiting
+        send = self._send
         lines: list[str] = []
         for data, unicast, addr in received:
             try:
@@ -182,13 +202,70 @@ class DhcpEndpoint:
             if outcome.drop is not None:
                 counters.drops[outcome.drop] += 1
             if outcome.reply is not None:
-                replies.append((outcome.reply, packet.max_message_size))
-        if journal.commit():
-            counters.commits += 1
-        for reply, max_size in replies:
-            self._send(port, reply, max_size)
+                waiting.append(
+                    functools.partial(send, port, outcome.reply, packet.max_message_size)
+                )
+        self.flush()
         if lines:
             self._emit(lines)
+
+    # --- group commit ------------------------------------------------------------------
+
+    def after_durable(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every record appended to the journal so far is on disk."""
+        self._waiting.append(action)
+        self.flush()
+
+    def flush(self) -> None:
+        """Start syncing what is pending, or run the waiting actions if nothing is."""
+        if self._syncing:
+            return  # the completion of the sync in flight calls us again
+        chunk = self.journal.detach()
+        group, self._waiting = self._waiting, []
+        if chunk is None:
+            for action in group:
+                action()
+            return
+        loop = self._loop
+        if loop is None:  # not started (tests, shutdown): commit inline
+            self._synced(chunk, group, self._write(chunk))
+            return
+        self._syncing = True
+        future = self._sync_worker.submit(self._write, chunk)
+
+        def done(_: Future[OSError | None]) -> None:
+            loop.call_soon_threadsafe(self._synced, chunk, group, future.result())
+
+        future.add_done_callback(done)
+
+    @property
+    def syncing(self) -> bool:
+        """True while a chunk is being written; a compaction must wait for it."""
+        return self._syncing
+
+    def _write(self, chunk: PendingChunk) -> OSError | None:
+        try:
+            self.journal.write_chunk(chunk)
+        except JournalError as exc:
+            return exc
+        return None
+
+    def _synced(
+        self, chunk: PendingChunk, group: list[Callable[[], None]], error: OSError | None
+    ) -> None:
+        self._syncing = False
+        if error is None:
+            self.counters.commits += 1
+            for action in group:
+                action()
+        else:
+            # Nothing in this chunk may be called durable: its replies are not sent (clients
+            # retry), and the records go back in front of the queue for the next attempt.
+            log.error("%s -- replies withheld", error)
+            self.journal.requeue(chunk)
+            self.counters.drops["journal-error"] += len(group)
+        if self._waiting or self.journal.pending:
+            self.flush()
 
     def _send(self, port: _Port, reply: Reply, max_size: int) -> None:
         payload = dhcp.encode(reply.packet, max_size=max_size)
@@ -226,7 +303,7 @@ class DhcpEndpoint:
         for lease in changed:
             self.journal.append(lease)
         if changed:
-            self.journal.commit()
+            self.flush()
 
 
 def _is_subnet_broadcast(dst: bytes, iface: Interface) -> bool:

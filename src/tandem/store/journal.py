@@ -25,6 +25,7 @@ import errno
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Final
 
 from tandem import __version__
@@ -39,7 +40,7 @@ from tandem.store.leasefile import (
     parse_leases,
 )
 
-__all__ = ["JournalError", "LeaseJournal"]
+__all__ = ["JournalError", "LeaseJournal", "PendingChunk"]
 
 WRITER: Final = f"tandem-{__version__}"
 _BYTE_ORDER: Final = "little-endian" if sys.byteorder == "little" else "big-endian"
@@ -77,6 +78,15 @@ def _write_all(fd: int, data: bytes) -> None:
         if written <= 0:  # pragma: no cover - os.write raises instead on Linux
             raise OSError(errno.EIO, "write returned 0")
         view = view[written:]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChunk:
+    """Formatted records detached from the journal, waiting for ``write_chunk``."""
+
+    data: bytes
+    count: int
+    records: tuple[str, ...]
 
 
 class LeaseJournal:
@@ -154,11 +164,37 @@ class LeaseJournal:
         """Make everything appended durable: one write, one fdatasync. Returns the count.
 
         Raises ``JournalError``; then nothing appended since the last successful commit
-        may be assumed durable (the records stay queued for the next attempt).
+        may be assumed durable.
         """
+        chunk = self.detach()
+        if chunk is None:
+            return 0
+        try:
+            return self.write_chunk(chunk)
+        except JournalError:
+            self.requeue(chunk)
+            raise
+
+    def requeue(self, chunk: PendingChunk) -> None:
+        """Put a chunk whose write failed back in front of the pending records."""
+        self._pending[:0] = chunk.records
+
+    def detach(self) -> PendingChunk | None:
+        """Take everything appended so far as one chunk to make durable (the first half of
+        ``commit``). Appends after this go into the next chunk, so the event loop can keep
+        serving while a worker thread runs ``write_chunk`` (pipelined group commit)."""
         pending = self._pending
         if not pending:
-            return 0
+            return None
+        self._pending = []
+        return PendingChunk("".join(pending).encode("ascii"), len(pending), tuple(pending))
+
+    def write_chunk(self, chunk: PendingChunk) -> int:
+        """Write and sync one detached chunk (the second half of ``commit``).
+
+        Safe to call from one worker thread at a time while the owner keeps appending.
+        Raises ``JournalError``; then the chunk's records must not be assumed durable.
+        """
         fd = self._require_open()
         if self._broken is not None:
             raise JournalError(
@@ -166,7 +202,7 @@ class LeaseJournal:
                 f"{self.path}: lease file unusable since an earlier failure "
                 f"({self._broken.strerror}); a rewrite is needed",
             )
-        data = "".join(pending).encode("ascii")
+        data = chunk.data
         try:
             _write_all(fd, data)
         except OSError as exc:
@@ -182,12 +218,10 @@ class LeaseJournal:
                 raise JournalError(
                     exc.errno, f"{self.path}: cannot sync leases: {exc.strerror}"
                 ) from exc
-        count = len(pending)
         self._size += len(data)
-        self._pending = []
         self.commits += 1
-        self.records_committed += count
-        return count
+        self.records_committed += chunk.count
+        return chunk.count
 
     def _undo_partial_write(self, fd: int, cause: OSError) -> None:
         try:
