@@ -341,9 +341,7 @@ async def _run(endpoint: DhcpEndpoint, server: DhcpServer, journal: LeaseJournal
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
         endpoint.tick()
-        if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not endpoint.syncing:
-            endpoint.flush()
-            journal.rewrite(server.leases())
+        if time.monotonic() - last_rewrite >= REWRITE_PERIOD and endpoint.compact():
             last_rewrite = time.monotonic()
 
 

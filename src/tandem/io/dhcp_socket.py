@@ -238,6 +238,21 @@ class DhcpEndpoint:
 
         future.add_done_callback(done)
 
+    def compact(self) -> bool:
+        """Rewrite the lease file from memory (dhcpd's hourly rewrite), between two syncs.
+
+        Records still pending are superseded by the full rewrite, so the actions waiting on
+        them run once it is durable. Returns False (try later) while a sync is in flight.
+        """
+        if self._syncing:
+            return False
+        self.journal.detach()
+        group, self._waiting = self._waiting, []
+        self.journal.rewrite(self.server.leases())
+        for action in group:
+            action()
+        return True
+
     @property
     def syncing(self) -> bool:
         """True while a chunk is being written; a compaction must wait for it."""
