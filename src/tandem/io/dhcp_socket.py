@@ -206,6 +206,8 @@ class DhcpEndpoint:
                     functools.partial(send, port, outcome.reply, packet.max_message_size)
                 )
         self.flush()
+        if self._after_commit is not None:
+            self.after_durable(self._after_commit)
         if lines:
             self._emit(lines)
 
@@ -319,6 +321,8 @@ class DhcpEndpoint:
             self.journal.append(lease)
         if changed:
             self.flush()
+        if self._after_commit is not None:
+            self.after_durable(self._after_commit)
 
 
 def _is_subnet_broadcast(dst: bytes, iface: Interface) -> bool:

@@ -1,0 +1,668 @@
+"""Failover links: the TCP side of every ``failover peer`` relationship, around a sans-IO engine.
+
+What ISC dhcpd 4.4 does, and therefore what a peer of it must put up with (failover-isc.md §1,
+§6, §14): both servers listen on ``address:port`` *and* dial ``peer address:peer port`` with the
+local side bound to ``address``; an inbound connection is matched to a relationship by its
+source IP alone; the primary sends CONNECT on every new connection, whoever opened it; the
+secondary waits for CONNECT; one established link per relationship, a second one is closed; a
+dropped link is redialled after 5 s, a failed dial after 90 s.
+
+How that maps onto one engine per relationship, which only knows *one* connection:
+
+* an inbound connection is checked against the peers' addresses right after ``accept`` and
+  closed at once (and counted) if it is not from a configured peer; no protocol object, no
+  buffer, no timer exists for it;
+* as primary, a new connection (either direction) is *attached* to the engine at once (the
+  engine queues CONNECT); another connection while one is attached is closed;
+* as secondary, new connections stay *pending* (no engine state) until one delivers bytes,
+  i.e. the primary's CONNECT; that one is attached, the others are closed. This is ISC's
+  "first CONNECT wins, the second gets reject 7" without teaching the engine about two
+  connections, and it settles the race of both sides dialling at once the same way on both
+  ends. Pending connections are capped and time out after 15 s (the link-startup timer), so a
+  silent or slow peer cannot hold them; once attached, the engine's own timers close a link
+  that never completes its handshake or goes quiet.
+
+Durability order: whatever the engine wants persisted (``take_writes``) is appended to the
+shared lease journal and committed (fsync) *before* ``data_to_send`` goes out, so a BNDACK or a
+state change never reaches the peer ahead of the disk. If the commit fails, nothing is sent
+and the link is aborted: the peer retransmits un-acked updates on the next link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Address
+from typing import Protocol
+
+from tandem.config.model import FailoverPeer
+from tandem.core.lease import Lease
+from tandem.store.journal import JournalError, LeaseJournal
+from tandem.store.leasefile import FailoverStateRecord
+
+__all__ = [
+    "Durability",
+    "Engine",
+    "FailoverLink",
+    "FailoverLinks",
+    "InlineCommit",
+    "LinkCounters",
+    "Timing",
+]
+
+log = logging.getLogger("tandem")
+
+READ_SIZE = 64 * 1024  #: bytes per recv: bounded, and a failover message is at most 2048
+WRITE_HIGH_WATER = 1 << 20  #: stop reading from a peer that does not read our replies
+ACCEPTS_PER_WAKEUP = 16
+LISTEN_BACKLOG = 8
+
+
+class Engine(Protocol):
+    """What the link needs from ``tandem.core.failover.FailoverEngine`` (sans-IO)."""
+
+    name: str
+
+    def connection_made(self, now: int) -> None: ...
+    def connection_lost(self, now: int) -> None: ...
+    def receive_data(self, data: bytes, now: int) -> None: ...
+    def data_to_send(self) -> bytes: ...
+    def close_reason(self) -> str | None: ...
+    def get_timer(self) -> int | None: ...
+    def handle_timer(self, now: int) -> None: ...
+    def partner_down(self, now: int) -> None: ...
+    def status(self) -> dict[str, object]: ...
+    def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]: ...
+    def take_log(self) -> list[str]: ...
+
+
+class Durability(Protocol):
+    """Runs an action once every journal record appended before it is on stable storage.
+
+    ``DhcpEndpoint`` is one (its pipelined group commit); actions run in the order given, and
+    an action whose commit failed is dropped, never run early.
+    """
+
+    def after_durable(self, action: Callable[[], None]) -> None: ...
+
+
+class InlineCommit:
+    """``Durability`` by a synchronous commit: for tests and servers without a DHCP endpoint."""
+
+    def __init__(self, journal: LeaseJournal) -> None:
+        self.journal = journal
+
+    def after_durable(self, action: Callable[[], None]) -> None:
+        try:
+            self.journal.commit()
+        except JournalError as exc:
+            log.error("%s", exc)
+            return
+        action()
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """ISC's cadence (failover-isc.md §1, §6); tests shrink it."""
+
+    reconnect_after_drop: float = 5.0
+    reconnect_after_failure: float = 90.0
+    connect_timeout: float = 15.0
+    pending_timeout: float = 15.0  #: link start-up: no CONNECT within 15 s -> close
+    listen_retry: float = 90.0
+    max_pending: int = 4  #: simultaneous not-yet-attached connections per relationship
+
+
+@dataclass(slots=True)
+class LinkCounters:
+    """Per relationship; reported by the control socket's ``status``."""
+
+    dials: int = 0
+    dial_failures: int = 0
+    accepted: int = 0
+    attached: int = 0
+    lost: int = 0
+    closed_by_engine: int = 0
+    refused_duplicate: int = 0  #: a second connection while one is attached
+    refused_pending_cap: int = 0
+    pending_timeouts: int = 0
+    journal_errors: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    bytes_discarded: int = 0  #: engine output with no link to carry it
+
+
+Emit = Callable[[list[str]], None]
+Clock = Callable[[], float]
+
+
+class _Conn(asyncio.BufferedProtocol):
+    """One TCP connection of a relationship: a fixed read buffer, flow control, no parsing."""
+
+    def __init__(self, link: FailoverLink, outgoing: bool) -> None:
+        self.link = link
+        self.outgoing = outgoing
+        self.transport: asyncio.Transport | None = None
+        self.closing = False
+        self.doomed = False  # the engine asked to close it: feed it nothing more
+        self.pending_timer: asyncio.TimerHandle | None = None
+        self._buf = bytearray(READ_SIZE)
+        self._view = memoryview(self._buf)
+
+    # asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.link._made(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if not self.closing and not self.doomed:
+            self.link._data(self, bytes(self._buf[:nbytes]))
+
+    def eof_received(self) -> bool:
+        return False  # a half-closed failover link is a closed one
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.link._lost(self)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    # used by the link --------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Flush what is buffered, then close (asyncio's close does exactly that)."""
+        if not self.closing and self.transport is not None:
+            self.closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closing = True
+            self.transport.abort()
+
+
+class FailoverLink:
+    """One relationship: its engine, at most one attached connection, the dialer, the timer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        peer: FailoverPeer,
+        journal: LeaseJournal,
+        emit: Emit,
+        *,
+        durability: Durability | None = None,
+        timing: Timing = Timing(),
+        clock: Clock = time.time,
+    ) -> None:
+        self.engine = engine
+        self.peer = peer
+        self.name = peer.name
+        self.journal = journal
+        self.durability = durability if durability is not None else InlineCommit(journal)
+        self.timing = timing
+        self.counters = LinkCounters()
+        self._emit = emit
+        self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.attached: _Conn | None = None
+        self.pending: list[_Conn] = []
+        self._dial_handle: asyncio.TimerHandle | None = None
+        self._dial_task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._last_fired: int | None = None
+        self._wrapping = 0  # sockets on their way into a _Conn
+        self._issued = 0  # service() rounds handed to after_durable, and delivered
+        self._delivered = 0
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Flush start-up writes and log lines, arm the engine timer, dial at once."""
+        self._loop = loop
+        self.service()
+        self._schedule_dial(0.0)
+
+    def close(self) -> None:
+        self._closed = True
+        for handle in (self._dial_handle, self._timer):
+            if handle is not None:
+                handle.cancel()
+        if self._dial_task is not None:
+            self._dial_task.cancel()
+        for conn in [*self.pending, *([self.attached] if self.attached else [])]:
+            conn.abort()
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    # --- connections ------------------------------------------------------------------
+
+    def accepted(self, sock: socket.socket) -> None:
+        """An inbound connection whose source address is this relationship's peer."""
+        assert self._loop is not None
+        self.counters.accepted += 1
+        if self.attached is not None and self.peer.role == "primary":
+            # Cheapest refusal: never build a protocol object for it.
+            self.counters.refused_duplicate += 1
+            sock.close()
+            return
+        if self.peer.role == "secondary" and self._candidates() >= self.timing.max_pending:
+            self.counters.refused_pending_cap += 1
+            sock.close()
+            return
+        self._wrapping += 1
+        self._loop.create_task(self._wrap(sock, outgoing=False))
+
+    def _candidates(self) -> int:
+        return len(self.pending) + self._wrapping
+
+    async def _wrap(self, sock: socket.socket, outgoing: bool) -> None:
+        """Hand a connected socket to asyncio; ``_made`` decides its fate."""
+        assert self._loop is not None
+        try:
+            if self._closed:
+                sock.close()
+                return
+            await self._loop.connect_accepted_socket(lambda: _Conn(self, outgoing), sock)
+        except OSError:
+            sock.close()
+        finally:
+            self._wrapping -= 1
+
+    def _made(self, conn: _Conn) -> None:
+        if self._closed:
+            conn.abort()
+            return
+        if self.attached is not None:
+            # ISC: CONNECTACK reject 7 (secondary) / DISCONNECT 7 (primary), then close.
+            self.counters.refused_duplicate += 1
+            conn.close()
+            return
+        if self.peer.role == "primary":
+            self._attach(conn, None)
+            return
+        if len(self.pending) >= self.timing.max_pending:
+            self.counters.refused_pending_cap += 1
+            conn.close()
+            return
+        assert self._loop is not None
+        conn.pending_timer = self._loop.call_later(
+            self.timing.pending_timeout, self._pending_expired, conn
+        )
+        self.pending.append(conn)
+
+    def _pending_expired(self, conn: _Conn) -> None:
+        if conn in self.pending:
+            self.pending.remove(conn)
+            self.counters.pending_timeouts += 1
+            conn.abort()
+
+    def _attach(self, conn: _Conn, first_data: bytes | None) -> None:
+        self.attached = conn
+        self.counters.attached += 1
+        for other in self.pending:
+            if other.pending_timer is not None:
+                other.pending_timer.cancel()
+            self.counters.refused_duplicate += 1
+            other.close()
+        self.pending.clear()
+        if self._dial_handle is not None:
+            self._dial_handle.cancel()
+            self._dial_handle = None
+        now = self._now()
+        self.engine.connection_made(now)
+        if first_data is not None:
+            self.counters.bytes_in += len(first_data)
+            self.engine.receive_data(first_data, now)
+        self.service()
+
+    def _data(self, conn: _Conn, data: bytes) -> None:
+        if conn is self.attached:
+            self.counters.bytes_in += len(data)
+            self.engine.receive_data(data, self._now())
+            self.service()
+        elif conn in self.pending:
+            self.pending.remove(conn)
+            if conn.pending_timer is not None:
+                conn.pending_timer.cancel()
+            self._attach(conn, data)
+        else:  # raced with another connection that won
+            conn.close()
+
+    def _lost(self, conn: _Conn) -> None:
+        if conn.pending_timer is not None:
+            conn.pending_timer.cancel()
+        if conn in self.pending:
+            self.pending.remove(conn)
+            return
+        if conn is not self.attached:
+            return
+        self.attached = None
+        self.counters.lost += 1
+        if self._closed:
+            return
+        self.engine.connection_lost(self._now())
+        self.service(disconnected=True)
+        self._schedule_dial(self.timing.reconnect_after_drop)
+
+    # --- dialling -----------------------------------------------------------------------
+
+    def _schedule_dial(self, delay: float) -> None:
+        if self._closed or self._loop is None:
+            return
+        if self._dial_handle is not None:
+            self._dial_handle.cancel()
+        self._dial_handle = self._loop.call_later(delay, self._start_dial)
+
+    def _start_dial(self) -> None:
+        self._dial_handle = None
+        if self._closed or self.attached is not None or self._candidates():
+            return  # the link (or a candidate) exists; a drop schedules the next dial
+        if self._dial_task is not None and not self._dial_task.done():
+            return
+        assert self._loop is not None
+        self._dial_task = self._loop.create_task(self._dial())
+
+    async def _dial(self) -> None:
+        assert self._loop is not None
+        self.counters.dials += 1
+        target = (str(self.peer.peer_address), self.peer.peer_port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((str(self.peer.address), 0))
+            await asyncio.wait_for(
+                self._loop.sock_connect(sock, target), self.timing.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            self.counters.dial_failures += 1
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timed out"
+            retry = self.timing.reconnect_after_failure
+            log.debug(
+                "failover peer %s: connect to %s:%d failed: %s; next try in %g s",
+                self.name,
+                target[0],
+                target[1],
+                reason,
+                retry,
+            )
+            self._schedule_dial(retry)
+            return
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        if self._closed or self.attached is not None:
+            self.counters.refused_duplicate += 1
+            sock.close()
+            return
+        self._wrapping += 1
+        await self._wrap(sock, outgoing=True)
+
+    # --- the engine pump ----------------------------------------------------------------
+
+    def service(self, *, disconnected: bool = False) -> None:
+        """Persist, then send and honour close_reason once durable; log; re-arm the timer.
+
+        Called after every engine input and after every DHCP batch (the core may have queued
+        BNDUPDs for leases that batch just made durable). Sending always goes through
+        ``after_durable``, even when this call wrote nothing: the DHCP endpoint runs those
+        actions in order, so bytes never overtake earlier bytes still waiting for a sync.
+        """
+        engine = self.engine
+        leases, states = engine.take_writes()
+        journal = self.journal
+        for lease in leases:
+            journal.append(lease)
+        for rec in states:
+            journal.append_state(rec)
+        data = engine.data_to_send()
+        conn = self.attached
+        reason = engine.close_reason() if conn is not None and not conn.doomed else None
+        if reason is not None and conn is not None:
+            conn.doomed = True  # no more input for it; closed once its last bytes are out
+        if data or reason is not None or leases or states or self._delivered != self._issued:
+            self._issued += 1
+            self.durability.after_durable(
+                functools.partial(self._deliver, self._issued, conn, data, reason)
+            )
+        self._log(engine.take_log(), disconnected)
+        self._arm_timer()
+
+    def _deliver(self, seq: int, conn: _Conn | None, data: bytes, reason: str | None) -> None:
+        """Runs once everything persisted before it is on disk."""
+        skipped = seq != self._delivered + 1
+        self._delivered = seq
+        live = conn is not None and conn is self.attached and not conn.closing
+        if skipped:
+            # An earlier delivery was withheld because its commit failed: the stream has a
+            # hole, so this link cannot go on. The peer re-sends what we never acked.
+            self.counters.journal_errors += 1
+            log.error("failover peer %s: lease file commit failed; dropping the link", self.name)
+            self.counters.bytes_discarded += len(data)
+            if live and conn is not None:
+                conn.abort()
+            return
+        if not live or conn is None:
+            self.counters.bytes_discarded += len(data)
+            return
+        if data:
+            conn.write(data)
+            self.counters.bytes_out += len(data)
+        if reason is not None:
+            self.counters.closed_by_engine += 1
+            conn.close()
+
+    def _log(self, lines: list[str], disconnected: bool) -> None:
+        if disconnected and not any("disconnected" in line for line in lines):
+            lines = [f"peer {self.name}: disconnected", *lines]
+        if lines:
+            self._emit(lines)
+
+    def _arm_timer(self) -> None:
+        if self._closed or self._loop is None:
+            return
+        at = self.engine.get_timer()
+        if at == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is None:
+            return
+        # Engine time is whole wall-clock seconds: wake once int(clock()) >= at.
+        delay = max(0.0, at - self._clock()) + 0.001
+        if self._last_fired is not None and at <= self._last_fired:
+            delay = max(delay, 0.05)  # an engine that re-asks for "now": do not spin
+        self._timer = self._loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self._now()
+        self._last_fired = now
+        self.engine.handle_timer(now)
+        self.service()
+
+    # --- operator -----------------------------------------------------------------------
+
+    def partner_down(self) -> None:
+        self.engine.partner_down(self._now())
+        self.service()
+
+    def status(self) -> dict[str, object]:
+        out: dict[str, object] = dict(self.engine.status())
+        conn = self.attached
+        out["tcp"] = {
+            "connected": conn is not None and not conn.closing,
+            "direction": None if conn is None else ("outgoing" if conn.outgoing else "incoming"),
+            "pending": len(self.pending),
+            "listen": f"{self.peer.address}:{self.peer.port}",
+            "peer": f"{self.peer.peer_address}:{self.peer.peer_port}",
+            "counters": asdict(self.counters),
+        }
+        return out
+
+
+class _Listener:
+    """One listening socket, shared by the relationships configured on its address:port."""
+
+    def __init__(self, address: IPv4Address, port: int, links: list[FailoverLink]) -> None:
+        self.address = address
+        self.port = port
+        self.links = links
+        self.sock: socket.socket | None = None
+        self.refused_foreign = 0
+        self.error: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_after = 90.0
+
+    def start(self, loop: asyncio.AbstractEventLoop, retry_after: float) -> None:
+        self._loop = loop
+        self._retry_after = retry_after
+        self._open()
+
+    def _open(self) -> None:
+        assert self._loop is not None
+        self._retry = None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((str(self.address), self.port))
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            self.error = exc.strerror or str(exc)
+            names = ", ".join(link.name for link in self.links)
+            log.error(
+                "failover peer %s: cannot listen on %s:%d: %s; retrying in %g s",
+                names,
+                self.address,
+                self.port,
+                self.error,
+                self._retry_after,
+            )
+            self._retry = self._loop.call_later(self._retry_after, self._open)
+            return
+        self.error = None
+        self.sock = sock
+        self._loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        assert self.sock is not None
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ECONNABORTED, EMFILE...: try again on the next wakeup
+                return
+            # Match by source IP before anything is allocated (ISC: first matching peer).
+            source = addr[0]
+            link = next((x for x in self.links if str(x.peer.peer_address) == source), None)
+            if link is None:
+                self.refused_foreign += 1
+                conn.close()
+                continue
+            conn.setblocking(False)
+            link.accepted(conn)
+
+    def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        if self.sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
+
+
+class FailoverLinks:
+    """Every relationship of the server: listeners, links, and the hooks the runtime calls."""
+
+    def __init__(
+        self,
+        engines: Iterable[tuple[Engine, FailoverPeer]],
+        journal: LeaseJournal,
+        emit: Emit,
+        *,
+        durability: Durability | None = None,
+        timing: Timing = Timing(),
+        clock: Clock = time.time,
+    ) -> None:
+        self.timing = timing
+        self.links: dict[str, FailoverLink] = {}
+        by_addr: dict[tuple[IPv4Address, int], list[FailoverLink]] = {}
+        durability = durability if durability is not None else InlineCommit(journal)
+        for engine, peer in engines:
+            link = FailoverLink(
+                engine, peer, journal, emit, durability=durability, timing=timing, clock=clock
+            )
+            self.links[peer.name] = link
+            by_addr.setdefault((peer.address, peer.port), []).append(link)
+        self.listeners = [_Listener(a, p, links) for (a, p), links in by_addr.items()]
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        for listener in self.listeners:
+            listener.start(loop, self.timing.listen_retry)
+        for link in self.links.values():
+            link.start(loop)
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+        for link in self.links.values():
+            link.close()
+
+    def after_batch(self) -> None:
+        """After a DHCP batch was committed: send what the engines queued (BNDUPDs)."""
+        for link in self.links.values():
+            link.service()
+
+    def partner_down(self, name: str) -> FailoverLink:
+        """The operator's command; KeyError for an unknown relationship."""
+        link = self.links[name]
+        link.partner_down()
+        return link
+
+    def status(self) -> dict[str, object]:
+        out: dict[str, object] = {name: link.status() for name, link in self.links.items()}
+        return out
+
+    def listener_status(self) -> list[dict[str, object]]:
+        return [
+            {
+                "address": f"{x.address}:{x.port}",
+                "listening": x.sock is not None,
+                "error": x.error,
+                "refused_foreign": x.refused_foreign,
+            }
+            for x in self.listeners
+        ]

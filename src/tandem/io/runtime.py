@@ -1,0 +1,348 @@
+"""Serving: load config and leases, start the DHCP endpoint, the failover links and the control
+socket, and run the event loop until SIGTERM/SIGINT.
+
+The command line (``tandem.cli``) only parses flags into ``Options`` and calls ``serve``. What is
+printed at start-up follows dhcpd's order, so scripts and the lab can wait for the same lines
+("Server starting service." means ready), and a failover relationship's first state line
+("failover peer NAME: I move from X to startup") comes before it, as in dhcpd's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from tandem import __version__
+from tandem.config import ConfigError, load
+from tandem.config.model import Config, Param
+from tandem.core.server import DhcpServer
+from tandem.io.control import ControlError, ControlServer, control_path_for
+from tandem.io.dhcp_socket import DhcpEndpoint
+from tandem.io.failover_link import Engine, FailoverLinks
+from tandem.io.netif import list_interfaces
+from tandem.store.journal import LeaseJournal
+from tandem.store.leasefile import FailoverStateRecord, LeaseFileError
+
+DEFAULT_CONF = "/etc/dhcp/dhcpd.conf"
+DEFAULT_LEASES = "/var/lib/dhcp/dhcpd.leases"
+DEFAULT_PID = "/run/tandem.pid"
+REWRITE_PERIOD = 3600  # seconds between lease-file compactions, as dhcpd
+
+log = logging.getLogger("tandem")
+
+Attach = Callable[[DhcpServer, Config, Mapping[str, FailoverStateRecord], int], Mapping[str, Any]]
+
+
+@dataclass
+class Options:
+    mode: str = "serve"  # serve | test-config | test-leases | status | partner-down
+    config: str = DEFAULT_CONF
+    leases: str = DEFAULT_LEASES
+    pid: str | None = DEFAULT_PID
+    port: int = 67
+    foreground: bool = False
+    debug: bool = False  # -d: log to stderr
+    quiet: bool = False
+    interfaces: list[str] = field(default_factory=list)
+    control: str | None = None  # control socket; None: next to the pid file
+    peer_name: str | None = None  # partner-down NAME
+    json: bool = False  # status --json
+
+    @property
+    def control_path(self) -> str:
+        return self.control or control_path_for(self.pid)
+
+
+def say(opts: Options, text: str) -> None:
+    if not opts.quiet:
+        print(text, file=sys.stderr, flush=True)
+
+
+def banner(opts: Options) -> None:
+    say(opts, f"Tandem DHCP Server {__version__}")
+    say(opts, "A dhcpd.conf-compatible DHCPv4 server; see docs/ for details.")
+
+
+def load_config(opts: Options) -> Config | None:
+    """Parse the config; print its diagnostics like dhcpd; None when it has errors."""
+    try:
+        config = load(opts.config)
+    except ConfigError as exc:
+        for diag in exc.diagnostics:
+            print(str(diag), file=sys.stderr)
+        print("Configuration file errors encountered -- exiting", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"Can't open {opts.config}: {exc.strerror}", file=sys.stderr)
+        return None
+    for diag in config.warnings:
+        print(str(diag), file=sys.stderr)
+    return config
+
+
+def _setup_logging(opts: Options, facility: str | None) -> None:
+    logger = logging.getLogger("tandem")
+    logger.setLevel(logging.INFO)
+    handler: logging.Handler
+    if opts.debug or not os.path.exists("/dev/log"):
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        fac = logging.handlers.SysLogHandler.facility_names.get(facility or "daemon", 3 << 3)
+        handler = logging.handlers.SysLogHandler("/dev/log", facility=fac)
+        handler.ident = "tandem: "
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+
+
+def _emit_stderr(lines: list[str]) -> None:
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def _failover_attach() -> Attach:
+    """``tandem.core.failover.attach``, imported only when a config declares a peer."""
+    module = importlib.import_module("tandem.core.failover")
+    return cast(Attach, module.attach)
+
+
+def serve(opts: Options) -> int:
+    """Load config and leases, bind the interfaces, serve until SIGTERM/SIGINT."""
+    banner(opts)
+    config = load_config(opts)
+    if config is None:
+        return 1
+    facility = next(
+        (
+            str(s.value)
+            for s in config.statements
+            if isinstance(s, Param) and s.name == "log-facility"
+        ),
+        None,
+    )
+    _setup_logging(opts, facility)
+    say(opts, f"Config file: {opts.config}")
+    say(opts, f"Database file: {opts.leases}")
+    if opts.pid:
+        say(opts, f"PID file: {opts.pid}")
+
+    journal = LeaseJournal(opts.leases)
+    try:
+        contents = journal.load()
+    except LeaseFileError as exc:
+        print(str(exc), file=sys.stderr)
+        print("Lease file errors encountered -- exiting", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"Can't open lease database {opts.leases}: {exc.strerror}", file=sys.stderr)
+        return 1
+    for warning in contents.warnings:
+        print(str(warning), file=sys.stderr)
+
+    all_ifaces = list_interfaces()
+    networks = [s.network for s in config.subnets]
+    if opts.interfaces:
+        missing = [n for n in opts.interfaces if n not in all_ifaces]
+        if missing:
+            print(f"Interface {missing[0]} does not exist -- exiting", file=sys.stderr)
+            return 1
+        chosen = [all_ifaces[n] for n in opts.interfaces]
+    else:
+        chosen = [
+            i
+            for i in all_ifaces.values()
+            if i.name != "lo" and any(a.ip in n for a in i.addrs for n in networks)
+        ]
+    for iface in chosen:
+        if not any(a.ip in n for a in iface.addrs for n in networks):
+            print(
+                f"No subnet declaration for {iface.name} "
+                f"({', '.join(str(a.ip) for a in iface.addrs) or 'no IPv4 addresses'}).",
+                file=sys.stderr,
+            )
+            print(
+                "** Ignoring requests on "
+                f"{iface.name}.  If this is not what you want, please write a subnet "
+                "declaration in your dhcpd.conf file for the network segment to which "
+                f"interface {iface.name} is attached. **",
+                file=sys.stderr,
+            )
+    chosen = [i for i in chosen if any(a.ip in n for a in i.addrs for n in networks)]
+    if not chosen:
+        print("Not configured to listen on any interfaces!", file=sys.stderr)
+        return 1
+
+    server = DhcpServer(
+        config,
+        leases=contents.leases.values(),
+        interfaces={i.name: i.addrs for i in chosen},
+    )
+    engines: dict[str, Engine] = {}
+    if config.failover_peers:
+        try:
+            attach = _failover_attach()
+        except ImportError as exc:
+            print(f"failover peers are declared but unsupported here: {exc}", file=sys.stderr)
+            return 1
+        attached = attach(server, config, contents.failover_states, int(time.time()))
+        engines = {name: cast(Engine, eng) for name, eng in attached.items()}
+    journal.rewrite(server.leases(), contents.failover_states.values())
+    say(opts, f"Wrote {sum(1 for _ in server.leases())} leases to leases file.")
+
+    emit = _emit_stderr if opts.debug else _emit_log
+    links: FailoverLinks | None = None
+    after_commit: Callable[[], None] | None = None
+    if engines:
+        peers = {p.name: p for p in config.failover_peers}
+        links = FailoverLinks(
+            [(engine, peers[name]) for name, engine in engines.items()], journal, emit
+        )
+        after_commit = links.after_batch
+    try:
+        endpoint = DhcpEndpoint(
+            server, journal, chosen, server_port=opts.port, emit=emit, after_commit=after_commit
+        )
+    except OSError as exc:
+        print(f"Can't bind to dhcp address: {exc.strerror}", file=sys.stderr)
+        print("Please make sure there is no other dhcp server running.", file=sys.stderr)
+        return 1
+    if links is not None:
+        for link in links.links.values():
+            link.durability = endpoint  # BNDUPDs and BNDACKs leave after their fsync
+    for iface in chosen:
+        net = next(a.network for a in iface.addrs if any(a.ip in n for n in networks))
+        say(opts, f"Listening on Socket/{iface.name}/{iface.mac_text}/{net}")
+        say(opts, f"Sending on   Socket/{iface.name}/{iface.mac_text}/{net}")
+    for engine in engines.values():
+        # dhcpd prints "failover peer NAME: I move from X to startup" before it is ready.
+        lines = engine.take_log()
+        if lines:
+            emit(lines)
+
+    if not opts.foreground:
+        _daemonize()
+    if opts.pid:
+        with open(opts.pid, "w", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+    runtime = Runtime(opts, server, journal, endpoint, links)
+    try:
+        asyncio.run(runtime.run())
+    finally:
+        endpoint.close()
+        journal.close()
+        if opts.pid:
+            with contextlib.suppress(OSError):
+                os.unlink(opts.pid)
+    return 0
+
+
+def _emit_log(lines: list[str]) -> None:
+    for line in lines:
+        log.info("%s", line)
+
+
+class Runtime:
+    """The running server: the event loop's tasks and the control socket's commands."""
+
+    def __init__(
+        self,
+        opts: Options,
+        server: DhcpServer,
+        journal: LeaseJournal,
+        endpoint: DhcpEndpoint,
+        links: FailoverLinks | None,
+    ) -> None:
+        self.opts = opts
+        self.server = server
+        self.journal = journal
+        self.endpoint = endpoint
+        self.links = links
+        self.started = time.time()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        self.endpoint.start(loop)
+        if self.links is not None:
+            self.links.start(loop)
+        control = ControlServer(
+            self.opts.control_path,
+            {"status": self.status, "partner-down": self.partner_down},
+        )
+        try:
+            await control.start()
+        except OSError as exc:
+            log.error("control socket %s: %s (status commands unavailable)", control.path, exc)
+        say(self.opts, "Server starting service.")
+        last_rewrite = time.monotonic()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                self.endpoint.tick()
+                # Compact only between syncs: rewrite() swaps the file under the worker.
+                if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not (
+                    self.endpoint.syncing or self.journal.pending
+                ):
+                    self.journal.rewrite(self.server.leases())
+                    last_rewrite = time.monotonic()
+        finally:
+            control.close()
+            if self.links is not None:
+                self.links.close()
+
+    # --- control commands -----------------------------------------------------------------
+
+    def status(self, req: dict[str, object]) -> dict[str, object]:
+        counters = self.endpoint.counters
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": int(time.time() - self.started),
+            "leases_file": self.journal.path,
+            "dhcp": {
+                "received": counters.received,
+                "replied": counters.replied,
+                "batches": counters.batches,
+                "commits": counters.commits,
+                "dropped": dict(counters.drops),
+            },
+            "server": self.server.stats(),
+            "failover": {} if self.links is None else self.links.status(),
+            "failover_listeners": [] if self.links is None else self.links.listener_status(),
+        }
+
+    def partner_down(self, req: dict[str, object]) -> dict[str, object]:
+        name = req.get("name")
+        if not isinstance(name, str):
+            raise ControlError('partner-down needs "name": the failover peer\'s name')
+        if self.links is None or name not in self.links.links:
+            known = [] if self.links is None else sorted(self.links.links)
+            raise ControlError(f"no failover peer named {name!r} (configured: {known})")
+        link = self.links.partner_down(name)
+        return link.status()
+
+
+def _daemonize() -> None:
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+
+
+__all__ = ["Options", "Runtime", "serve"]
