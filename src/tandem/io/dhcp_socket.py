@@ -46,6 +46,7 @@ SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 ETH_P_IP = 0x0800
 MAX_BATCH = 512
 RCVBUF = 8 * 1024 * 1024
+MALFORMED_LOG_INTERVAL = 1.0  # seconds between two "Dropped malformed" lines of one reason
 _PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr (header destination)
 _BROADCAST = IPv4Address("255.255.255.255")
 
@@ -101,6 +102,7 @@ class DhcpEndpoint:
         self._sync_worker = ThreadPoolExecutor(1, thread_name_prefix="tandem-fsync")
         self._syncing = False
         self._waiting: list[Callable[[], None]] = []  # run once what precedes is durable
+        self._drop_logged: dict[str, float] = {}  # reason -> monotonic time of its last line
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -182,6 +184,7 @@ class DhcpEndpoint:
                 packet = dhcp.decode(data)
             except MalformedPacket as exc:
                 counters.drops[exc.reason] += 1
+                self._log_malformed(exc.reason, addr[0], iface.name)
                 continue
             meta = RxMeta(
                 interface=iface.name,
@@ -210,6 +213,24 @@ class DhcpEndpoint:
             self.after_durable(self._after_commit)
         if lines:
             self._emit(lines)
+
+    def _log_malformed(self, reason: str, source: str, iface: str) -> None:
+        """One line per drop reason per second at most, like dhcpd's "Dropped ..." lines.
+
+        A flood of bad packets must not become a flood of log lines (the counter keeps the
+        exact number, and each line carries it), yet an operator should see that it happens.
+        """
+        now = time.monotonic()
+        last = self._drop_logged.get(reason)
+        if last is not None and now - last < MALFORMED_LOG_INTERVAL:
+            return
+        self._drop_logged[reason] = now
+        self._emit(
+            [
+                f"Dropped malformed DHCP packet from {source} via {iface}: {reason} "
+                f"({self.counters.drops[reason]} dropped so far)"
+            ]
+        )
 
     # --- group commit ------------------------------------------------------------------
 
