@@ -8,6 +8,7 @@ and say so: one "Dropped malformed DHCP packet" line per reason per second, carr
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -17,7 +18,7 @@ from tandem.lab.clients import Dhclient
 from tandem.lab.hostile import Hostile, hostile_packets, send_udp
 from tandem.lab.netns import Lab
 from tandem.lab.scenarios import SERVER_ADDR, ip_in_range, seed_conf
-from tandem.lab.servers import Server, run_tandem
+from tandem.lab.servers import Server, run_tandem, tandem_command
 from tandem.wire.dhcp import decode
 
 pytestmark = [
@@ -94,7 +95,15 @@ def test_hostile_packets_are_dropped_counted_and_logged(lab: Lab) -> None:
     counts = [ln[3] for ln in _drop_lines(server) if ln[2] == "zero-length-client-id"]
     assert counts == [1, 2, 7], counts
 
-    # 5. Still serving: a real client gets a lease.
+    # 5. The same counts through the control socket (`tandem status`).
+    assert server.pid_path is not None
+    res = srv.run([*tandem_command(), "status", "--json", "-pf", str(server.pid_path)])
+    counted = json.loads(res.stdout)["dhcp"]["dropped"]
+    want = {h.drop_reason: 1 for h in packets.values() if h.drop_reason is not None}
+    want["zero-length-client-id"] = 7
+    assert {k: counted.get(k) for k in want} == want, counted
+
+    # 6. Still serving: a real client gets a lease.
     assert server.proc.running(), server.log()[-3000:]
     cli = Dhclient(lab.add_host("cli"))
     cli.start()
