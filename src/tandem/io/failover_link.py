@@ -445,7 +445,7 @@ class FailoverLink:
         reason = engine.close_reason() if conn is not None and not conn.doomed else None
         if reason is not None and conn is not None:
             conn.doomed = True  # no more input for it; closed once its last bytes are out
-        if data or reason is not None or leases or states or self._delivered != self._issued:
+        if data or reason is not None or leases or states:
             self._issued += 1
             self.durability.after_durable(
                 functools.partial(self._deliver, self._issued, conn, data, reason)
