@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from tandem.core import codes
 from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
 from tandem.core.expr import parse_suboptions
+from tandem.core.failover_hooks import PoolFailover
 from tandem.core.lease import BindingState, Lease
+from tandem.core.loadbalance import client_key
 from tandem.core.topology import SubnetState
 from tandem.core.types import Outcome
 
@@ -107,13 +109,92 @@ def _release_others(srv: DhcpServer, c: Client, keep: int, vals: Values, out: Ou
 
 
 def _release(srv: DhcpServer, lease: Lease, now: int, out: Outcome) -> None:
-    lease.binding_state = _FREE
-    lease.next_binding_state = None
-    lease.ends = now
-    lease.tstp = now
+    fo = srv.failover_of(int(lease.address)) if srv.failover_enabled else None
+    if fo is not None:
+        fo.release(lease, now)  # RELEASED until the peer agrees (or rewound)
+    else:
+        lease.binding_state = _FREE
+        lease.next_binding_state = None
+        lease.ends = now
+        lease.tstp = now
     srv.db.requeue(lease)
     if lease not in out.writes:
         out.writes.append(lease)
+
+
+# --- failover gates (dhcpd's FAILOVER_PROTOCOL blocks in dhcp.c / bootp.c) ----------------
+
+
+def _pool_failover(cand: Candidate | None) -> PoolFailover | None:
+    if cand is None or cand.static or cand.pool is None:
+        return None
+    return cand.pool.failover
+
+
+def _failover_keeps(cand: Candidate, fo: PoolFailover, now: int) -> bool:
+    """dhcpdiscover: a found lease is offered only if ACTIVE (the client's), last ACTIVE,
+    or ours to reallocate; anything else belongs to the peer."""
+    lease = cand.lease
+    if lease is not None and _ACTIVE in (lease.binding_state, lease.rewind_binding_state):
+        return True
+    return fo.mine_to_reallocate(lease, now)
+
+
+def _failover_silent(
+    srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome, *, allocated: bool
+) -> bool:
+    """Service-state gate and load balancing for DISCOVER and BOOTP (True = stay silent)."""
+    fo = _pool_failover(cand)
+    if fo is None:
+        return False
+    nrr = fo.not_responding()
+    if nrr is not None:
+        out.log.append(f"{msg}: not responding{nrr}")
+        srv._dropped(out, "failover: not responding")
+        return True
+    key = client_key(c.uid, c.hw[1])
+    if fo.balance_to_peer(key, c.packet.secs, c.mtype):
+        # dhcpd only knows whether the peer has leases when it had to allocate.
+        if c.bootp or (allocated and cand.pool is not None and fo.peer_has_leases(cand.pool)):
+            out.log.append(f"{msg}: load balance to peer {fo.name}")
+            srv._dropped(out, "failover: load balance to peer")
+            return True
+        out.log.append(f"{msg}: cancel load balance to peer {fo.name} - no free leases")
+    return False
+
+
+def _failover_request_gate(
+    srv: DhcpServer, c: Client, cand: Candidate, cip: IPv4Address, *, msg: str, out: Outcome
+) -> bool:
+    """dhcprequest's failover checks (True = handled: dropped or NAKed)."""
+    fo = _pool_failover(cand)
+    if fo is None:
+        return False
+    nrr = fo.not_responding()
+    if nrr is not None:
+        out.log[-1] = f"{msg}: not responding{nrr}"
+        srv._dropped(out, "failover: not responding")
+        return True
+    lease = cand.lease
+    st = lease.binding_state if lease is not None else _FREE
+    if st in (_FREE, BindingState.BACKUP) and not fo.mine_to_reallocate(lease, c.now):
+        out.log[-1] = f"{msg}: lease owned by peer"
+        srv._dropped(out, "failover: lease owned by peer")
+        return True
+    if (
+        st in (BindingState.RELEASED, BindingState.EXPIRED)
+        and lease is not None
+        and lease.rewind_binding_state is not _ACTIVE
+        and not fo.mine_to_reallocate(lease, c.now)
+    ):
+        out.log[-1] = f"{msg}: lease in transition state {st.keyword}"
+        srv._dropped(out, "failover: lease in transition")
+        return True
+    if st is BindingState.RESET and not fo.mine_to_reallocate(lease, c.now):
+        out.log[-1] = f"{msg}: lease reset by administrator"
+        _send_nak(srv, c, cip, cand.subnet, msg="lease reset by administrator", out=out)
+        return True
+    return False
 
 
 # --- DHCPDISCOVER --------------------------------------------------------------------------
@@ -130,13 +211,23 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
     cand, _, _ = srv.find(c, share, _requested(c))
     old = cand.lease if cand is not None else None
     msg = f"DHCPDISCOVER from {c.hwstr} {_hostname(old)}via {c.via}"
+    fo = _pool_failover(cand)
+    if cand is not None and fo is not None and not _failover_keeps(cand, fo, c.now):
+        cand = None
     allocated = False
     if cand is None:
         cand = srv.allocate(c, share)
         allocated = cand is not None
     if cand is None:
-        out.log.append(f"{msg}: network {share.name}: no free leases")
+        if any(p.failover is not None and p.failover.peer_has_leases(p) for p in share.pools):
+            out.log.append(f"{msg}: peer holds all free leases")
+        else:
+            out.log.append(f"{msg}: network {share.name}: no free leases")
         srv._dropped(out, "no free leases")
+        return
+    if _failover_silent(srv, c, cand, msg, out, allocated=allocated):
+        if allocated:
+            srv.db.give_back(cand.address)
         return
     vals = srv.values(c, cand.subnet, cand.pool)
     if not _admission(srv, c, vals, msg, out):
@@ -144,6 +235,9 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
             srv.db.give_back(cand.address)
         return
     lease_time = srv.lease_time(c, vals)
+    fo = _pool_failover(cand)
+    if fo is not None:
+        lease_time = fo.offer_time(cand.lease, lease_time, c.now)
     if not cand.static:
         lease = cand.lease
         if lease is None or not (lease.is_active(c.now) and srv.owned_by(lease, c)):
@@ -186,6 +280,8 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
         f"{_hostname(cand.lease if cand else None)}via {c.via}"
     )
     out.log.append(msg)
+    if cand is not None and _failover_request_gate(srv, c, cand, cip, msg=msg, out=out):
+        return
     if sid is not None and not srv.is_our_server_id(c, sid):
         # SELECTING state, and the client chose another server's offer: forget ours.
         srv.db.release_hold_of(c.uid, c.hw)
@@ -232,6 +328,9 @@ def _ack(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) ->
     lease_time = srv.lease_time(c, vals)
     lease = _commit(srv, c, cand, vals, out)
     lease.bootp = False
+    fo = _pool_failover(cand)
+    if fo is not None:
+        lease_time = fo.ack_time(lease, lease_time, c.now)
     lease.ends = None if lease_time == INFINITE else c.now + lease_time
     if not cand.static:
         srv.db.schedule(lease)
@@ -407,6 +506,10 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
     if cand is None:
         out.log.append(f"{msg}: BOOTP from dynamic client and no dynamic leases")
         srv._dropped(out, "no dynamic bootp leases")
+        return
+    if _failover_silent(srv, c, cand, msg, out, allocated=allocated):
+        if allocated:
+            srv.db.give_back(cand.address)
         return
     vals = srv.values(c, cand.subnet, cand.pool)
     if not _admission(srv, c, vals, msg, out):

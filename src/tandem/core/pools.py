@@ -18,11 +18,16 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 
 from tandem.config.model import Permit, Pool
 from tandem.core.lease import BindingState, Lease
+
+if TYPE_CHECKING:
+    from tandem.core.failover_hooks import PoolFailover
 
 HwKey = tuple[int, bytes]
 OFFER_HOLD = 120  # dhcpd: "Set the lease to really expire in 2 minutes" (dhcpdiscover)
@@ -30,6 +35,11 @@ OFFER_HOLD = 120  # dhcpd: "Set the lease to really expire in 2 minutes" (dhcpdi
 _FREE = BindingState.FREE
 _ACTIVE = BindingState.ACTIVE
 _ABANDONED = BindingState.ABANDONED
+_BACKUP = BindingState.BACKUP
+
+#: Called for every lease due in ``expire``: None = not mine (default handling), True =
+#: changed (persist it), False = left alone.
+ExpiryHook = Callable[[Lease, int], bool | None]
 
 
 @dataclass(eq=False, slots=True)
@@ -39,6 +49,7 @@ class FreeList:
     fresh: list[list[int]] = field(default_factory=list)  # [low, next-high] still unused
     free: deque[int] = field(default_factory=deque)
     abandoned: deque[int] = field(default_factory=deque)
+    backup: deque[int] = field(default_factory=deque)  # failover: the secondary's free state
     size: int = 0
 
 
@@ -51,6 +62,7 @@ class PoolState:
     dhcp: FreeList
     bootp: FreeList
     share: object = None  # the NetState it belongs to (set by the topology)
+    failover: PoolFailover | None = None  # set by tandem.core.failover.attach
 
     @property
     def size(self) -> int:
@@ -185,44 +197,75 @@ class LeaseDB:
         fl = where[1]
         if lease.binding_state is _FREE:
             fl.free.append(a)
+        elif lease.binding_state is _BACKUP:
+            fl.backup.append(a)
         elif lease.binding_state is _ABANDONED:
             fl.abandoned.append(a)
         else:
             return
         self._queued.add(a)
 
+    def requeue_moved(self, lease: Lease) -> None:
+        """Requeue a lease whose free state changed (FREE <-> BACKUP, failover): the entry
+        in the old queue goes stale and is dropped when reached."""
+        self._queued.discard(int(lease.address))
+        self.requeue(lease)
+
     def _available(self, a: int) -> bool:
         return a not in self.offers and a not in self.excluded
 
-    def take(self, fl: FreeList, *, abandoned_ok: bool = True) -> tuple[int, bool] | None:
+    def take(
+        self,
+        fl: FreeList,
+        *,
+        abandoned_ok: bool = True,
+        free: bool = True,
+        backup: bool = False,
+        accept: Callable[[Lease | None], bool] | None = None,
+    ) -> tuple[int, bool] | None:
         """Remove and return (address, was_abandoned) from a free list, or None.
 
         Preference as dhcpd's allocate_lease: never-used addresses, then the free lease that
-        has been free the longest, then (last resort) the oldest abandoned lease.
+        has been free the longest, then (last resort) the oldest abandoned lease. Failover
+        narrows the choice: ``free`` / ``backup`` say which free states this server may use
+        (never-used addresses are FREE), ``accept`` vetoes a candidate (PARTNER-DOWN's MCLT
+        wait; ``None`` stands for a never-used address). A vetoed queued lease stays queued
+        and ends the search of its queue (queues are oldest first, so the rest is younger).
         """
         fresh = fl.fresh
-        while fresh:
-            self.ops += 1
-            r = fresh[-1]
-            a = r[1]
-            r[1] -= 1
-            if r[1] < r[0]:
-                fresh.pop()
-            if a not in self.by_addr and self._available(a):
-                return a, False
-        q = fl.free
-        while q:
-            self.ops += 1
-            a = q.popleft()
-            self._queued.discard(a)
-            lease = self.by_addr.get(a)
-            if lease is None:
-                continue
-            if lease.binding_state is _ABANDONED:  # became abandoned while queued as free
-                fl.abandoned.append(a)
-                self._queued.add(a)
-            elif lease.binding_state is _FREE and self._available(a):
-                return a, False
+        if free and (accept is None or accept(None)):
+            while fresh:
+                self.ops += 1
+                r = fresh[-1]
+                a = r[1]
+                r[1] -= 1
+                if r[1] < r[0]:
+                    fresh.pop()
+                if a not in self.by_addr and self._available(a):
+                    return a, False
+        for state, q, ok in ((_FREE, fl.free, free), (_BACKUP, fl.backup, backup)):
+            while ok and q:
+                self.ops += 1
+                a = q[0]
+                lease = self.by_addr.get(a)
+                if lease is not None and lease.binding_state is state:
+                    if self._available(a):
+                        if accept is not None and not accept(lease):
+                            break
+                        q.popleft()
+                        self._queued.discard(a)
+                        return a, False
+                    q.popleft()
+                    self._queued.discard(a)
+                    continue
+                q.popleft()
+                if lease is None:
+                    self._queued.discard(a)
+                elif lease.binding_state is _ABANDONED:  # became abandoned while queued as free
+                    fl.abandoned.append(a)
+                elif lease.binding_state not in (_FREE, _BACKUP):
+                    self._queued.discard(a)
+                # else: a stale entry; ``requeue_moved`` put the lease in its new queue
         if not abandoned_ok:
             return None
         q = fl.abandoned
@@ -235,6 +278,21 @@ class LeaseDB:
                 return a, True
         return None
 
+    def take_fresh_low(self, fl: FreeList) -> int | None:
+        """A never-used address from the *low* end of a range (pool balancing gives these
+        away, while allocation hands out the high end), or None."""
+        fresh = fl.fresh
+        while fresh:
+            self.ops += 1
+            r = fresh[0]
+            a = r[0]
+            r[0] += 1
+            if r[1] < r[0]:
+                fresh.pop(0)
+            if a not in self.by_addr and self._available(a):
+                return a
+        return None
+
     def give_back(self, a: int) -> None:
         """Undo ``take`` for an address that was not used after all."""
         lease = self.by_addr.get(a)
@@ -244,8 +302,9 @@ class LeaseDB:
         fl = where[1]
         if lease is None:
             fl.fresh.append([a, a])
-        elif a not in self._queued and lease.binding_state in (_FREE, _ABANDONED):
-            (fl.free if lease.binding_state is _FREE else fl.abandoned).appendleft(a)
+        elif a not in self._queued and lease.binding_state in (_FREE, _BACKUP, _ABANDONED):
+            queue = {_FREE: fl.free, _BACKUP: fl.backup}.get(lease.binding_state, fl.abandoned)
+            queue.appendleft(a)
             self._queued.add(a)
 
     # --- offers --------------------------------------------------------------------------
@@ -312,8 +371,11 @@ class LeaseDB:
         if lease.ends is not None:
             heapq.heappush(self._expiry, (lease.ends, int(lease.address)))
 
-    def expire(self, now: int) -> list[Lease]:
-        """Move ACTIVE/EXPIRED/RELEASED leases past their end to their next state (FREE)."""
+    def expire(self, now: int, hook: ExpiryHook | None = None) -> list[Lease]:
+        """Move ACTIVE/EXPIRED/RELEASED leases past their end to their next state (FREE).
+
+        ``hook`` (failover) decides first for every due lease; see ``ExpiryHook``.
+        """
         out: list[Lease] = []
         heap = self._expiry
         while heap and heap[0][0] <= now:
@@ -324,6 +386,12 @@ class LeaseDB:
             st = lease.binding_state
             if st not in (_ACTIVE, BindingState.EXPIRED, BindingState.RELEASED):
                 continue
+            if hook is not None:
+                verdict = hook(lease, now)
+                if verdict is not None:
+                    if verdict:
+                        out.append(lease)
+                    continue
             nxt = lease.next_binding_state
             lease.binding_state = nxt if nxt in (_FREE, BindingState.BACKUP) else _FREE
             lease.next_binding_state = None

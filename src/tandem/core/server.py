@@ -9,8 +9,13 @@ per-packet client view (``Client``) and the lookups shared by the flows: finding
 lease (dhcpd's find_lease), allocating a new one (allocate_lease), evaluating scopes and
 building replies.
 
+Failover: pools with ``failover peer`` carry a ``PoolFailover`` (set by
+``tandem.core.failover.attach``) that the flows consult for service state, load balancing,
+lease ownership and the MCLT clamp; every committed change of such a lease is handed to it
+here (``handle``/``tick``), where it becomes a BNDUPD.
+
 Not done (by design or yet): ping-check (the I/O layer could probe before an OFFER; the
-parameter is parsed and ignored), DDNS updates, class lease limits, failover ownership,
+parameter is parsed and ignored), DDNS updates, class lease limits,
 ``on commit/expiry/release`` statements. Fixed-address (host) leases are not stored, as in
 dhcpd, so they never appear in ``writes``. OFFERs are held in memory and not written, as in
 dhcpd (which does not commit offers).
@@ -26,6 +31,7 @@ from tandem.config.model import Block, Conditional, Config, Host, OptionSet, Par
 from tandem.core import codes, flows
 from tandem.core.client import INFINITE, Candidate, Client
 from tandem.core.codes import name_table
+from tandem.core.failover_hooks import PoolFailover
 from tandem.core.lease import BindingState, Lease
 from tandem.core.pools import FreeList, LeaseDB, PoolState
 from tandem.core.reply import (
@@ -86,6 +92,7 @@ class DhcpServer:
         self._sid_cache: dict[
             tuple[int, int], tuple[tuple[IPv4Interface, ...], SubnetState | None, IPv4Address]
         ] = {}
+        self.failover_enabled = False  # set by tandem.core.failover.attach
         for lease in leases:
             self.db.load(lease)
 
@@ -120,6 +127,11 @@ class DhcpServer:
             out.log.append(f"{name} from {c.hwstr} via {c.via}: unknown packet type")
             return self._dropped(out, "unknown packet type")
         handler(self, c, out)
+        if self.failover_enabled and out.writes:
+            for lease in out.writes:
+                fo = self.failover_of(int(lease.address))
+                if fo is not None:
+                    fo.changed(lease, now)
         if out.reply is not None:
             rt = out.reply.packet.options.get(codes.MESSAGE_TYPE)
             self.counters["tx." + codes.MESSAGE_NAMES.get(rt[0] if rt else 0, "BOOTREPLY")] += 1
@@ -128,7 +140,18 @@ class DhcpServer:
     def tick(self, now: int) -> list[Lease]:
         """Expire leases past their end (to FREE) and lapsed offers; returns leases to persist."""
         self.db.expire_holds(now)
+        if self.failover_enabled:
+            return self.db.expire(now, self._failover_expiry)
         return self.db.expire(now)
+
+    def failover_of(self, addr: int) -> PoolFailover | None:
+        """The failover relationship of a range address's pool, if any."""
+        loc = self.db.locate(addr)
+        return None if loc is None else loc[0].failover
+
+    def _failover_expiry(self, lease: Lease, now: int) -> bool | None:
+        fo = self.failover_of(int(lease.address))
+        return None if fo is None else fo.expire(lease, now)
 
     def leases(self) -> Iterable[Lease]:
         return self.db.by_addr.values()
@@ -364,13 +387,20 @@ class DhcpServer:
             if not self.pool_ok(c, pool):
                 continue
             for fl in (pool.bootp,) if c.bootp else (pool.dhcp, pool.bootp):
-                got = self.db.take(fl, abandoned_ok=False)
+                if pool.failover is not None:
+                    got = pool.failover.take(self.db, fl, c.now, False)
+                else:
+                    got = self.db.take(fl, abandoned_ok=False)
                 if got is not None:
                     return self._candidate(got[0], pool)
                 if fallback is None and fl.abandoned:
                     fallback = (pool, fl)
         if fallback is not None:
-            got = self.db.take(fallback[1])
+            fo = fallback[0].failover
+            if fo is not None:
+                got = fo.take(self.db, fallback[1], c.now, True)
+            else:
+                got = self.db.take(fallback[1])
             if got is not None:
                 cand = self._candidate(got[0], fallback[0])
                 cand.abandoned = got[1]

@@ -1,0 +1,619 @@
+"""The failover engine: one ``failover peer`` relationship, sans I/O (aioquic style).
+
+The I/O layer owns the TCP connection and a clock; it feeds bytes in (``receive_data``),
+takes bytes out (``data_to_send``), calls ``handle_timer`` at ``get_timer()`` and closes the
+link when ``close_reason()`` is set. Everything the engine wants persisted comes out of
+``take_writes()``; that call is also the commit barrier: BNDACKs for the peer's updates and
+BNDUPDs for our own changes (the DHCP core's and the engine's) are released to
+``data_to_send`` only by a ``take_writes`` after them, because the caller commits (fsyncs)
+what it took before it sends. So a BNDACK never leaves before the update is durable (ISC
+acks after its commit too) and a BNDUPD never announces something a crash could lose.
+
+Server states come from ``tandem.core.fostate`` (the table); lease work is in
+``tandem.core.failover_leases``; BNDUPD/BNDACK bytes in ``tandem.core.failover_codec``;
+everything else is encoded with ``tandem.wire.failover``. Log lines use dhcpd's words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from tandem.core.failover_codec import Binding, decode_binding, encode_bndack, encode_bndupd
+from tandem.core.failover_leases import INFINITE_ENDS, FailoverLeases
+from tandem.core.fostate import Action, FailoverStateMachine, Input
+from tandem.core.lease import BindingState, Lease
+from tandem.core.loadbalance import hba_from_split
+from tandem.store.leasefile import FailoverStateRecord
+from tandem.wire.failover import (
+    FailoverEncodeError,
+    FailoverProtocolError,
+    Message,
+    MessageType,
+    RejectReason,
+    ServerState,
+    build_connect,
+    build_connectack,
+    build_disconnect,
+    build_empty,
+    build_poolresp,
+    build_state,
+    check_connect,
+    check_connectack,
+    encode_message,
+)
+from tandem.wire.framing import FrameBuffer
+
+if TYPE_CHECKING:
+    from tandem.config.model import Config, FailoverPeer
+    from tandem.core.server import DhcpServer
+
+S = ServerState
+A = Action
+M = MessageType
+VENDOR_CLASS = "tandem-0.1"
+LINK_STARTUP = 15  #: seconds for CONNECT (secondary) / CONNECTACK (primary) to arrive
+STATE_BY_KEYWORD = {s.keyword: s for s in ServerState}
+
+__all__ = ["FailoverEngine", "attach"]
+
+
+def _state_name(value: int | None) -> str:
+    if value is None:
+        return "unknown-state"
+    try:
+        return S(value).keyword
+    except ValueError:
+        return f"invalid-state-{value}"
+
+
+class _Machine(FailoverStateMachine):
+    """The table-driven machine, reporting each transition (for dhcpd's log lines)."""
+
+    moves: list[tuple[ServerState, ServerState]]
+
+    def _transition(self, new: ServerState, actions: list[Action]) -> None:
+        self.moves.append((self.state, new))
+        super()._transition(new, actions)
+
+
+class FailoverEngine:
+    """One failover relationship: link protocol, server state, binding updates."""
+
+    def __init__(
+        self,
+        server: DhcpServer,
+        peer: FailoverPeer,
+        saved: FailoverStateRecord | None,
+        now: int,
+    ) -> None:
+        self.name = peer.name
+        self.cfg = peer
+        self.role = peer.role
+        self._name_bytes = peer.name.encode("utf-8", "surrogateescape")
+        saved_state = STATE_BY_KEYWORD.get(saved.my_state) if saved is not None else None
+        if saved_state is S.STARTUP:
+            saved_state = None
+        peer_state = STATE_BY_KEYWORD.get(saved.partner_state) if saved is not None else None
+        if peer.role == "primary":
+            mclt = peer.mclt or 0
+        else:
+            mclt = (saved.mclt if saved is not None else None) or peer.mclt or 0
+        self.machine = _Machine(
+            role=peer.role,
+            mclt=mclt,
+            now=now,
+            saved_state=saved_state,
+            saved_stos=saved.my_stos if saved is not None else None,
+            peer_state=peer_state,
+            auto_partner_down=peer.auto_partner_down,
+        )
+        self.machine.moves = []
+        self.partner_stos: int | None = saved.partner_stos if saved is not None else None
+        self._log: list[str] = []
+        self.leases = FailoverLeases(server, peer, self.machine, self._log)
+        if peer.role == "primary":
+            self.leases.hba = peer.hba if peer.hba is not None else hba_from_split(peer.split or 0)
+        self._now = now
+        self._link = "down"  # down | connecting | up
+        self._frames = FrameBuffer()
+        self._out = bytearray()
+        self._close: str | None = None
+        self._xid = 0
+        self.partner_max_unacked = 0
+        self.partner_receive_timer = 0
+        self._last_rx = now
+        self._last_tx = now
+        self._link_deadline: int | None = None
+        self._record: FailoverStateRecord | None = None
+        self._acks_pending: list[bytes] = []
+        self._acks_ready: list[bytes] = []
+        self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
+        self.counters: dict[str, int] = {}
+        self._run(self.machine.start(now), now)
+
+    # --- the API the I/O layer uses -------------------------------------------------------
+
+    def connection_made(self, now: int) -> None:
+        """A TCP link to the peer is established: the primary sends CONNECT at once."""
+        self._now = now
+        self._link = "connecting"
+        self._frames = FrameBuffer()
+        self._out = bytearray()
+        self._close = None
+        self._xid = 0
+        self._last_rx = self._last_tx = now
+        self._link_deadline = now + LINK_STARTUP
+        self._acks_pending.clear()
+        self._acks_ready.clear()
+        self._answering = None
+        if self.role == "primary":
+            hba = self.leases.hba
+            assert hba is not None
+            self._send(
+                build_connect(
+                    time=now,
+                    xid=self._next_xid(),
+                    relationship_name=self._name_bytes,
+                    max_unacked=self.cfg.max_unacked_updates,
+                    receive_timer=self.cfg.max_response_delay,
+                    vendor_class=VENDOR_CLASS,
+                    mclt=self.machine.mclt,
+                    hba=hba,
+                )
+            )
+
+    def connection_lost(self, now: int) -> None:
+        """The link is gone (closed by either side, or never completed)."""
+        self._now = now
+        if self._link == "down":
+            return
+        was_up = self._link == "up"
+        self._link = "down"
+        self._link_deadline = None
+        self.leases.rescind()
+        self._acks_pending.clear()
+        self._acks_ready.clear()
+        self._answering = None
+        if was_up:
+            self._log.append(f"failover peer {self.name}: disconnected")
+            self._run(self.machine.on_input(Input.LINK_DOWN, now), now)
+
+    def receive_data(self, data: bytes, now: int) -> None:
+        """Bytes from the link; never raises (a protocol error sets close_reason)."""
+        self._now = now
+        if self._link == "down" or self._close is not None:
+            return
+        try:
+            self._frames.feed(data)
+            for frame in self._frames:
+                self._last_rx = now
+                self._dispatch(frame, now)
+                if self.close_reason() is not None:
+                    break
+        except FailoverProtocolError as exc:
+            self._fail(f"protocol error ({exc.reason}): {exc}")
+        except FailoverEncodeError as exc:
+            self._fail(f"cannot answer: {exc}")
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the link now (drains): acks first, then BNDUPDs in the window."""
+        if self._link == "up" and self._close is None:
+            if self._acks_ready:
+                for ack in self._acks_ready:
+                    self._out += ack
+                self._acks_ready.clear()
+            self._pump_updates()
+        if not self._out:
+            return b""
+        out = bytes(self._out)
+        self._out.clear()
+        self._last_tx = self._now
+        return out
+
+    def close_reason(self) -> str | None:
+        return self._close
+
+    def get_timer(self) -> int | None:
+        times = [self.machine.get_timer(), self.leases.pd_deadline()]
+        if self._link == "connecting":
+            times.append(self._link_deadline)
+        if self._link == "up" and self._close is None:
+            times.append(self._last_rx + self.cfg.max_response_delay)
+            if self.partner_receive_timer:
+                times.append(self._last_tx + max(1, self.partner_receive_timer // 3))
+        if self.machine.state is S.NORMAL:
+            times.append(self.leases.next_balance)
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
+
+    def handle_timer(self, now: int) -> None:
+        self._now = now
+        self._run(self.machine.handle_timer(now), now)
+        self.leases.run_pd_timer(now)
+        if self._close is None:
+            if self._link == "connecting" and self._link_deadline is not None:
+                if now >= self._link_deadline:
+                    self._fail("link startup timeout (no CONNECT/CONNECTACK within 15 s)")
+            elif self._link == "up":
+                if now >= self._last_rx + self.cfg.max_response_delay:
+                    self._log.append(f"timeout waiting for failover peer {self.name}")
+                    self._fail("timeout waiting for failover peer")
+                elif self.partner_receive_timer and now >= self._last_tx + max(
+                    1, self.partner_receive_timer // 3
+                ):
+                    self._send(build_empty(M.CONTACT, time=now, xid=self._next_xid()))
+        nb = self.leases.next_balance
+        if nb is not None and nb <= now:
+            self.leases.next_balance = None
+            if self.machine.state is S.NORMAL:
+                _, poolreq = self.leases.balance(now, want_poolreq=True)
+                if poolreq and self._link == "up":
+                    self._send(build_empty(M.POOLREQ, time=now, xid=self._next_xid()))
+
+    def partner_down(self, now: int) -> None:
+        """Operator: the partner is down (dhcpd: OMAPI local-state = partner-down)."""
+        self._now = now
+        self._run(self.machine.on_input(Input.ADMIN_PARTNER_DOWN, now), now)
+
+    def status(self) -> dict[str, object]:
+        m = self.machine
+        return {
+            "name": self.name,
+            "role": self.role,
+            "my_state": m.state.keyword,
+            "reported_state": m.reported_state.keyword,
+            "my_stos": m.stos,
+            "partner_state": _state_name(m.peer_state),
+            "partner_stos": self.partner_stos,
+            "service_state": m.service_state.value,
+            "link": self._link,
+            "mclt": m.mclt,
+            "unacked_updates": len(self.leases.inflight),
+            "queued_updates": len(self.leases.queue) + len(self.leases.staged),
+            "unsynced_leases": len(self.leases.unsynced),
+            "partner_max_unacked": self.partner_max_unacked,
+            "pools": self.leases.pool_summary(),
+        }
+
+    def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]:
+        """Leases and state records to persist; the caller commits them before sending.
+
+        Also the commit barrier (see the module docstring): call it after handling DHCP
+        packets and committing their writes, then send ``data_to_send()``.
+        """
+        self.leases.barrier()
+        if self._acks_pending:
+            self._acks_ready += self._acks_pending
+            self._acks_pending.clear()
+        writes = list(self.leases.writes.values())
+        self.leases.writes.clear()
+        records = [self._record] if self._record is not None else []
+        self._record = None
+        return writes, records
+
+    def take_log(self) -> list[str]:
+        out = list(self._log)
+        self._log.clear()
+        return out
+
+    # --- internals: sending ---------------------------------------------------------------
+
+    def _next_xid(self) -> int:
+        xid = self._xid
+        self._xid = (self._xid + 1) & 0xFFFFFFFF
+        return xid
+
+    def _send(self, msg: Message) -> None:
+        self._out += encode_message(msg)
+
+    def _send_state(self) -> None:
+        m = self.machine
+        self._send(
+            build_state(
+                time=self._now,
+                xid=self._next_xid(),
+                state=m.reported_state,
+                flags=m.reported_flags,
+                stos=m.stos,
+            )
+        )
+
+    def _pump_updates(self) -> None:
+        leases = self.leases
+        limit = self.partner_max_unacked
+        now = self._now
+        while leases.queue and len(leases.inflight) < limit:
+            xid = self._next_xid() or self._next_xid()
+            got = leases.next_update(xid)
+            if got is None:
+                break
+            lease, sent = got
+            chaddr = bytes([lease.hardware[0]]) + lease.hardware[1] if lease.hardware else None
+            ends = lease.ends
+            if ends is None:
+                ends = INFINITE_ENDS if lease.binding_state is BindingState.ACTIVE else 0
+            try:
+                self._out += encode_bndupd(
+                    time=now,
+                    xid=xid,
+                    address=int(lease.address),
+                    status=sent.status,
+                    uid=lease.uid,
+                    chaddr=chaddr,
+                    ends=ends,
+                    potential=sent.potential,
+                    stos=lease.starts or 0,
+                    cltt=lease.cltt,
+                    flags=2 if lease.bootp else 0,
+                )
+            except FailoverEncodeError as exc:
+                leases.inflight.pop(int(lease.address), None)
+                self._log.append(f"failover peer {self.name}: cannot send {lease.address}: {exc}")
+
+    def _fail(self, reason: str) -> None:
+        if self._close is None:
+            self._close = reason
+            self._log.append(f"failover peer {self.name}: {reason}")
+
+    # --- internals: receiving ---------------------------------------------------------------
+
+    def _dispatch(self, frame: bytes, now: int) -> None:
+        msg = decode_binding(frame)
+        mtype = msg.type
+        self.counters[str(mtype)] = self.counters.get(str(mtype), 0) + 1
+        if isinstance(msg, Binding):
+            if self._link != "up":
+                self._fail("binding message before the link was accepted")
+            elif mtype == M.BNDUPD:
+                self._on_bndupd(msg, now)
+            else:
+                self._on_bndack(msg, now)
+            return
+        if mtype == M.CONNECT:
+            self._on_connect(msg, now)
+        elif mtype == M.CONNECTACK:
+            self._on_connectack(msg, now)
+        elif mtype == M.DISCONNECT:
+            text = msg.message_text or ""
+            self._fail(f"peer disconnected (reason {msg.reject_reason}): {text}".rstrip(": "))
+        elif not isinstance(mtype, MessageType):
+            return  # a type ISC ignores (no options)
+        elif self._link != "up":
+            self._fail(f"{mtype.name} before the link was accepted")
+        elif mtype == M.STATE:
+            self._on_state(msg, now)
+        elif mtype == M.CONTACT:
+            pass
+        elif mtype in (M.UPDREQ, M.UPDREQALL):
+            self._on_update_request(msg, now)
+        elif mtype == M.UPDDONE:
+            self._run(self.machine.on_input(Input.UPDDONE, now), now)
+        elif mtype == M.POOLREQ:
+            moved, _ = self.leases.balance(now)
+            if not moved:
+                self._log.append(f"failover peer {self.name}: Got POOLREQ, answering negatively!")
+            self._send(build_poolresp(time=now, xid=msg.xid, addresses_transferred=moved))
+        elif mtype == M.POOLRESP:
+            self._log.append(
+                f"failover peer {self.name}: pool response: {msg.addresses_transferred or 0} leases"
+            )
+
+    def _on_connect(self, msg: Message, now: int) -> None:
+        up = self._link == "up"
+        err = check_connect(msg, relationship_name=self._name_bytes, now=now, already_connected=up)
+        if err is None and self.role == "primary":
+            err = FailoverProtocolError(
+                "connect-refused",
+                "both servers are primary",
+                reject_reason=RejectReason.INVALID_PARTNER,
+            )
+        tls = msg.tls_request is not None
+        if err is not None:
+            reason = err.reject_reason or RejectReason.UNKNOWN
+            offered = msg.relationship_name
+            unknown = reason is RejectReason.INVALID_PARTNER and offered is not None
+            self._send(
+                build_connectack(
+                    time=now,
+                    xid=msg.xid,
+                    relationship_name=offered if unknown and offered else self._name_bytes,
+                    vendor_class=VENDOR_CLASS,
+                    max_unacked=None if unknown else self.cfg.max_unacked_updates,
+                    receive_timer=None if unknown else self.cfg.max_response_delay,
+                    tls_reply=tls,
+                    reject=(reason, str(err)),
+                )
+            )
+            self._fail(f"CONNECT refused: {err} (reject reason {int(reason)})")
+            return
+        mclt = msg.mclt or 0
+        if mclt != self.machine.mclt:
+            self.machine.mclt = mclt
+            self._stage_record()
+        self.leases.hba = msg.hba
+        self.partner_max_unacked = msg.max_unacked or 0
+        self.partner_receive_timer = msg.receive_timer or 0
+        self._send(
+            build_connectack(
+                time=now,
+                xid=msg.xid,
+                relationship_name=self._name_bytes,
+                vendor_class=VENDOR_CLASS,
+                max_unacked=self.cfg.max_unacked_updates,
+                receive_timer=self.cfg.max_response_delay,
+                tls_reply=tls,
+            )
+        )
+        self._link_up(now)
+
+    def _on_connectack(self, msg: Message, now: int) -> None:
+        if self.role != "primary":
+            self._fail("CONNECTACK received by a secondary")
+            return
+        err = check_connectack(
+            msg,
+            relationship_name=self._name_bytes,
+            now=now,
+            already_connected=self._link == "up",
+        )
+        if err is not None:
+            if err.reject_reason is not None:
+                self._send(
+                    build_disconnect(
+                        time=now, xid=self._next_xid(), reason=err.reject_reason, text=str(err)
+                    )
+                )
+                self._fail(f"CONNECTACK refused: {err} (reject reason {int(err.reject_reason)})")
+            else:
+                self._fail(f"Failover CONNECT to {self.name} rejected: {msg.message_text}")
+            return
+        self.partner_max_unacked = msg.max_unacked or 0
+        self.partner_receive_timer = msg.receive_timer or 0
+        self._link_up(now)
+
+    def _link_up(self, now: int) -> None:
+        self._link = "up"
+        self._link_deadline = None
+        self._run(self.machine.on_input(Input.LINK_UP, now), now)
+
+    def _on_state(self, msg: Message, now: int) -> None:
+        m = self.machine
+        value = msg.server_state if msg.server_state is not None else 0
+        previous = m.peer_state
+        m.moves.clear()
+        actions = m.on_peer_state(value, msg.server_flags or 0, now)
+        moves = list(m.moves)
+        m.moves.clear()
+        if A.RECORD_PEER_STATE in actions:
+            self.partner_stos = msg.stos if msg.stos is not None else now
+            self._log.append(
+                f"failover peer {self.name}: peer moves from {_state_name(previous)} "
+                f"to {_state_name(value)}"
+            )
+            if m.state is S.NORMAL and value == S.NORMAL:
+                self._log.append(f"failover peer {self.name}: Both servers normal")
+        self._run(actions, now, moves)
+
+    def _on_update_request(self, msg: Message, now: int) -> None:
+        if msg.type == M.UPDREQALL:
+            self.leases.queue_all()
+        else:
+            self.leases.queue_unsynced()
+        pending = self.leases.pending_update_addresses()
+        if pending:
+            self._answering = (msg.xid, pending)
+        else:
+            self._answering = None
+            self._send(build_empty(M.UPDDONE, time=now, xid=msg.xid))
+
+    def _on_bndupd(self, b: Binding, now: int) -> None:
+        reject = self.leases.process_update(b, now)
+        if reject is not None:
+            self._out += encode_bndack(
+                time=now, xid=b.xid, address=b.address or 0, reject=(int(reject[0]), reject[1])
+            )
+            self._log.append(
+                f"failover peer {self.name}: BNDUPD for {IPv4Address(b.address or 0)} "
+                f"refused: {reject[1]} (reason {int(reject[0])})"
+            )
+        else:
+            self._acks_pending.append(encode_bndack(time=now, xid=b.xid, address=b.address or 0))
+
+    def _on_bndack(self, b: Binding, now: int) -> None:
+        settled = self.leases.process_ack(b, now)
+        if settled is None or self._answering is None:
+            return
+        xid, left = self._answering
+        left.discard(settled)
+        if not left:
+            self._answering = None
+            self._send(build_empty(M.UPDDONE, time=now, xid=xid))
+
+    # --- internals: the state machine's actions -----------------------------------------
+
+    def _stage_record(self) -> None:
+        m = self.machine
+        self._record = FailoverStateRecord(
+            name=self.name,
+            my_state=m.reported_state.keyword,
+            my_stos=m.stos,
+            partner_state=_state_name(m.peer_state),
+            partner_stos=self.partner_stos,
+            mclt=m.mclt if self.role == "secondary" else None,
+        )
+
+    def _run(
+        self,
+        actions: list[Action],
+        now: int,
+        moves: list[tuple[ServerState, ServerState]] | None = None,
+    ) -> None:
+        m = self.machine
+        if moves is None:
+            moves = list(m.moves)
+        m.moves.clear()
+        for old, new in moves:
+            self._log.append(
+                f"failover peer {self.name}: I move from {old.keyword} to {new.keyword}"
+            )
+            if new is S.NORMAL and m.peer_state == S.NORMAL:
+                self._log.append(f"failover peer {self.name}: Both servers normal")
+            if old is S.NORMAL and new is not S.NORMAL:
+                self.leases.left_normal()
+        connected = self._link == "up"
+        for act in actions:
+            if act in (A.RECORD_STATE, A.RECORD_PEER_STATE):
+                self._stage_record()
+            elif act is A.SEND_STATE:
+                if connected:
+                    self._send_state()
+            elif act is A.RESCIND_UPDATES:
+                self.leases.rescind()
+            elif act is A.QUEUE_PENDING_UPDATES:
+                self.leases.queue_unsynced()
+            elif act is A.BALANCE_POOLS:
+                self.leases.balance(now)
+            elif act is A.SCHEDULE_POOL_CHECK:
+                self.leases.schedule_balance(now)
+            elif act in (A.SEND_UPDREQ, A.SEND_UPDREQALL):
+                if connected:
+                    mt = M.UPDREQALL if act is A.SEND_UPDREQALL else M.UPDREQ
+                    self._send(build_empty(mt, time=now, xid=self._next_xid()))
+            elif act is A.SCHEDULE_EXPIRED_TO_FREE:
+                self.leases.schedule_expired_to_free(now)
+            elif act is A.LOG_INVALID_TRANSITION:
+                self._log.append(
+                    f"failover peer {self.name}: invalid state transition "
+                    f"(peer {_state_name(m.peer_state)})"
+                )
+            elif act is A.LOG_UNEXPECTED:
+                self._log.append(
+                    f"failover peer {self.name}: unexpected message in {m.state.keyword}"
+                )
+            elif act is A.LOG_BOTH_RECOVER_DONE:
+                self._log.append("Both servers have entered recover-done!")
+            elif act is A.FATAL:
+                self._log.append(
+                    f"failover peer {self.name}: invalid attempt to move from "
+                    f"{m.state.keyword} (peer {_state_name(m.peer_state)}); stopping"
+                )
+                self._fail("fatal state conflict")
+            # SEND_UPDATES: data_to_send() pumps; timers: the machine keeps deadlines;
+            # UPDATE_SERVICE_STATE: the service state is computed when asked.
+
+
+def attach(
+    server: DhcpServer,
+    config: Config,
+    saved: Mapping[str, FailoverStateRecord],
+    now: int,
+) -> dict[str, FailoverEngine]:
+    """An engine per ``failover peer``, wired into the server's pools and lease DB."""
+    engines = {
+        peer.name: FailoverEngine(server, peer, saved.get(peer.name), now)
+        for peer in config.failover_peers
+    }
+    server.failover_enabled = bool(engines)
+    return engines

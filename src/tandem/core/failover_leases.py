@@ -1,0 +1,620 @@
+"""The lease side of one failover relationship: ownership, updates, acks, pool balancing.
+
+This object is what the DHCP core sees of failover (it implements ``PoolFailover``) and what
+the engine delegates binding messages to. It keeps, per relationship:
+
+* FREE/BACKUP counts per pool, maintained on every change (ISC's ``free_leases`` /
+  ``backup_leases``), so pool balancing and "peer holds all free leases" cost O(1);
+* the set of addresses whose current state the peer has not acknowledged (ISC's
+  ``tstp > atsfp`` scan, kept incrementally so UPDREQ and entering NORMAL are O(changes));
+* the update queue: ``staged`` (changed, not yet committed), ``queue`` (committed, waiting
+  for a window slot) and ``inflight`` (sent, un-acked: xid and what was sent).
+
+Never-used addresses stay virtual (no Lease object) until something happens to them; they
+are FREE by definition on both servers, so they are not sent on UPDREQALL either (ISC sends
+them, all zeros; the receiver already has them FREE). Times are whole epoch seconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
+
+from tandem.core.failover_codec import Binding
+from tandem.core.failover_rules import (
+    RETURNING,
+    incoming_wins,
+    may_take_peers,
+    mclt_lease_time,
+    own_free_state,
+    peer_free_state,
+    transition_ok,
+)
+from tandem.core.fostate import FailoverStateMachine, ServiceState
+from tandem.core.lease import BindingState, Lease
+from tandem.core.loadbalance import bucket_is_mine, lb_hash, should_serve
+from tandem.wire.failover import IPFlags, RejectReason, ServerState
+
+if TYPE_CHECKING:
+    from tandem.config.model import FailoverPeer
+    from tandem.core.pools import FreeList, LeaseDB, PoolState
+    from tandem.core.server import DhcpServer
+
+B = BindingState
+S = ServerState
+INFINITE_ENDS = 0x7FFFFFFF  # ISC MAX_TIME: what an infinite lease's ``ends`` is sent as
+MAX_CHADDR = 21  # ISC stores at most 21 bytes of client-hardware-address (htype + 20)
+
+
+@dataclass(slots=True)
+class PoolCounts:
+    """One failover pool's balance book-keeping."""
+
+    pool: PoolState
+    ident: int  # stable number for log lines (dhcpd prints the pool's pointer)
+    free: int = 0
+    backup: int = 0
+
+
+@dataclass(slots=True)
+class Sent:
+    """What an un-acked BNDUPD said (for the ack, and for dueling updates)."""
+
+    xid: int
+    status: BindingState
+    cltt: int | None
+    potential: int
+
+
+Reject = tuple[RejectReason, str]
+
+
+class FailoverLeases:
+    """Lease ownership and binding updates of one relationship (implements PoolFailover)."""
+
+    def __init__(
+        self,
+        server: DhcpServer,
+        peer: FailoverPeer,
+        machine: FailoverStateMachine,
+        log: list[str],
+    ) -> None:
+        self.name = peer.name
+        self.role = peer.role
+        self.cfg = peer
+        self.db: LeaseDB = server.db
+        self.machine = machine
+        self.log = log
+        self.own = own_free_state(peer.role)
+        self.other = peer_free_state(peer.role)
+        self.hba: bytes | None = None  # primary: from config; secondary: from CONNECT
+        self.counts: dict[int, PoolCounts] = {}  # id(PoolState) -> counts
+        self._counted: dict[int, BindingState] = {}  # address -> state it is counted as
+        self.unsynced: set[int] = set()
+        self.staged: dict[int, None] = {}
+        self.queue: dict[int, None] = {}
+        self.inflight: dict[int, Sent] = {}
+        self.writes: dict[int, Lease] = {}
+        self.deferred_expiry: set[int] = set()
+        self._pd_heap: list[tuple[int, int]] = []  # PARTNER-DOWN: (free at, address)
+        self.last_balance = 0
+        self.next_balance: int | None = None
+        for share in server.topo.shares:
+            for pool in share.pools:
+                if pool.model.failover_peer == peer.name:
+                    pool.failover = self
+                    self.counts[id(pool)] = PoolCounts(pool, len(self.counts) + 1, pool.size)
+        for a, lease in self.db.by_addr.items():
+            pc = self._pc(a)
+            if pc is None:
+                continue
+            self._count(pc, a, lease.binding_state)
+            if (lease.tstp or 0) > (lease.atsfp or 0) or lease.binding_state in RETURNING:
+                self.unsynced.add(a)
+            if lease.binding_state in RETURNING:
+                lease.next_binding_state = B.FREE
+
+    # --- counts ---------------------------------------------------------------------------
+
+    def _pc(self, a: int) -> PoolCounts | None:
+        loc = self.db.locate(a)
+        if loc is None or loc[0].failover is not self:
+            return None
+        return self.counts.get(id(loc[0]))
+
+    def _count(self, pc: PoolCounts, a: int, new: BindingState) -> None:
+        old = self._counted.get(a, B.FREE)
+        if old is new:
+            return
+        if old is B.FREE:
+            pc.free -= 1
+        elif old is B.BACKUP:
+            pc.backup -= 1
+        if new is B.FREE:
+            pc.free += 1
+        elif new is B.BACKUP:
+            pc.backup += 1
+        self._counted[a] = new
+
+    def recount(self, lease: Lease) -> None:
+        a = int(lease.address)
+        pc = self._pc(a)
+        if pc is not None:
+            self._count(pc, a, lease.binding_state)
+
+    def owns(self, a: int) -> bool:
+        return self._pc(a) is not None
+
+    # --- what the DHCP core asks (PoolFailover) ------------------------------------------
+
+    @property
+    def mclt(self) -> int:
+        return self.machine.mclt
+
+    @property
+    def service(self) -> ServiceState:
+        return self.machine.service_state
+
+    def not_responding(self) -> str | None:
+        service = self.service
+        if service not in (ServiceState.NOT_RESPONDING, ServiceState.STARTUP):
+            return None
+        peer = self.machine.peer_state
+        mine = self.machine.state
+        if mine in (S.NORMAL, S.COMMUNICATIONS_INTERRUPTED, S.PARTNER_DOWN) and peer is not None:
+            name = S(peer).keyword if peer in S._value2member_map_ else str(peer)
+            return f" (peer demands: {name})"
+        return f" ({mine.keyword})"
+
+    def balance_to_peer(self, key: bytes, secs: int, mtype: int | None) -> bool:
+        if self.service is not ServiceState.COOPERATING:
+            return False
+        lbmax = self.cfg.load_balance_max_seconds
+        return not should_serve(self.role, self.hba, key, secs, lbmax, mtype)
+
+    def peer_has_leases(self, pool: PoolState) -> bool:
+        pc = self.counts.get(id(pool))
+        if pc is None:
+            return False
+        return (pc.backup if self.role == "primary" else pc.free) > 0
+
+    def mine_to_reallocate(self, lease: Lease | None, now: int) -> bool:
+        st = lease.binding_state if lease is not None else B.FREE
+        service = self.service
+        if st is B.ACTIVE:
+            return False
+        if st is self.own or (st is B.ABANDONED and self.role == "primary"):
+            return True
+        if st in (B.RELEASED, B.EXPIRED) and lease is not None:
+            rewind = lease.rewind_binding_state
+            if service is ServiceState.NOT_COOPERATING and rewind is self.own:
+                return True
+        if service is not ServiceState.PARTNER_DOWN:
+            return False
+        return may_take_peers(
+            lease.tsfp if lease is not None else None, self.machine.stos, self.mclt, now
+        )
+
+    def take(
+        self, db: LeaseDB, fl: FreeList, now: int, abandoned_ok: bool
+    ) -> tuple[int, bool] | None:
+        partner_down = self.service is ServiceState.PARTNER_DOWN
+        primary = self.role == "primary"
+        if not partner_down:
+            return db.take(
+                fl, abandoned_ok=abandoned_ok and primary, free=primary, backup=not primary
+            )
+        stos, mclt, own = self.machine.stos, self.mclt, self.own
+
+        def accept(lease: Lease | None) -> bool:
+            state = lease.binding_state if lease is not None else B.FREE
+            if state is own:
+                return True
+            return may_take_peers(lease.tsfp if lease is not None else None, stos, mclt, now)
+
+        return db.take(fl, abandoned_ok=abandoned_ok, free=True, backup=True, accept=accept)
+
+    def offer_time(self, lease: Lease | None, desired: int, now: int) -> int:
+        return mclt_lease_time(desired, self.mclt, lease.tsfp if lease else None, now)
+
+    def ack_time(self, lease: Lease, desired: int, now: int) -> int:
+        granted = mclt_lease_time(desired, self.mclt, lease.tsfp, now)
+        lease.tstp = min(now + desired + granted // 2, 0xFFFFFFFF)
+        return granted
+
+    def release(self, lease: Lease, now: int) -> None:
+        lease.ends = now
+        lease.tstp = now
+        if self.service is ServiceState.NOT_COOPERATING and lease.rewind_binding_state is self.own:
+            lease.binding_state = self.own  # the peer never heard of this binding: rewind
+            lease.next_binding_state = None
+        else:
+            lease.binding_state = B.RELEASED
+            lease.next_binding_state = B.FREE
+
+    def changed(self, lease: Lease, now: int) -> None:
+        """A committed local change: book-keeping, then a BNDUPD (after the commit)."""
+        a = int(lease.address)
+        st = lease.binding_state
+        if st is B.ACTIVE:
+            lease.next_binding_state = B.EXPIRED
+        lease.atsfp = None
+        self.recount(lease)
+        self.unsynced.add(a)
+        self.deferred_expiry.discard(a)
+        if st in RETURNING and self.machine.state is S.PARTNER_DOWN:
+            at = self.machine.stos + self.mclt
+            lease.tsfp = at
+            heapq.heappush(self._pd_heap, (max(at, now), a))
+        self._stage(a)
+
+    def expire(self, lease: Lease, now: int) -> bool | None:
+        a = int(lease.address)
+        if lease.binding_state is not B.ACTIVE:
+            return False  # EXPIRED/RELEASED wait for the peer's ack (or PARTNER-DOWN)
+        if self.role == "secondary" and self.machine.state is S.NORMAL:
+            self.deferred_expiry.add(a)  # the primary expires leases while NORMAL
+            return False
+        if self.service is ServiceState.NOT_COOPERATING and lease.rewind_binding_state is self.own:
+            lease.binding_state = self.own
+            lease.next_binding_state = None
+        else:
+            lease.binding_state = B.EXPIRED
+            lease.next_binding_state = B.FREE
+        self.db.requeue(lease)
+        self.changed(lease, now)
+        return True
+
+    # --- the update queue ---------------------------------------------------------------
+
+    def _stage(self, a: int) -> None:
+        """Queue a BNDUPD for ``a``; it leaves only after the next commit barrier."""
+        if a in self.inflight:
+            del self.inflight[a]  # ISC: a newer change replaces the un-acked one
+        self.queue.pop(a, None)
+        self.staged[a] = None
+
+    def _write(self, lease: Lease) -> None:
+        self.writes[int(lease.address)] = lease
+
+    def barrier(self) -> None:
+        """The caller committed everything written so far: staged updates may go."""
+        if self.staged:
+            self.queue.update(self.staged)
+            self.staged.clear()
+
+    def rescind(self) -> None:
+        """Un-acked updates go back to the front of the queue (link lost, state left)."""
+        if not self.inflight:
+            return
+        front = dict.fromkeys(self.inflight)
+        front.update(self.queue)
+        self.queue = front
+        self.inflight.clear()
+
+    def queue_unsynced(self) -> None:
+        """UPDREQ / entering NORMAL: every change the peer has not acknowledged."""
+        for a in sorted(self.unsynced):
+            if a not in self.inflight and a not in self.staged:
+                self.queue[a] = None
+
+    def queue_all(self) -> None:
+        """UPDREQALL: every lease we have a record of (never-used addresses excepted)."""
+        for a in self.db.by_addr:
+            if a not in self.inflight and a not in self.staged and self.owns(a):
+                self.queue[a] = None
+
+    def pending_update_addresses(self) -> set[int]:
+        return set(self.queue) | set(self.inflight)
+
+    def next_update(self, xid: int) -> tuple[Lease, Sent] | None:
+        """Pop the next queued lease and record it as in flight under ``xid``."""
+        while self.queue:
+            a = next(iter(self.queue))
+            del self.queue[a]
+            lease = self.db.by_addr.get(a)
+            if lease is None:
+                continue
+            sent = Sent(xid, lease.binding_state, lease.cltt, lease.tstp or 0)
+            self.inflight[a] = sent
+            return lease, sent
+        return None
+
+    # --- BNDUPD from the peer (§8.3) ---------------------------------------------------
+
+    def process_update(self, b: Binding, now: int) -> Reject | None:
+        """Apply a peer BNDUPD; returns (reason, message) when it must be refused."""
+        if b.address is None or b.status is None:
+            return RejectReason.MISSING_BINDINFO, "missing binding information"
+        a = b.address
+        ip = IPv4Address(a)
+        if not self.owns(a):
+            return RejectReason.ILLEGAL_IP_ADDR, f"{ip}: not in a pool of {self.name}"
+        try:
+            status = B(b.status)
+        except ValueError:
+            return RejectReason.MISSING_BINDINFO, f"{ip}: unknown binding status {b.status}"
+        lease = self.db.by_addr.get(a)
+        current = lease.binding_state if lease is not None else B.FREE
+        ours = self.inflight.get(a)
+        if ours is not None or a in self.queue or a in self.staged:
+            mine_st = ours.status if ours is not None else current
+            mine_cltt = ours.cltt if ours is not None else (lease.cltt if lease else None)
+            if not incoming_wins(self.role, mine_st, mine_cltt, status, b.cltt):
+                return (
+                    RejectReason.LESS_CRIT_BIND_INFO,
+                    "incoming update is less critical than outgoing update",
+                )
+            self.inflight.pop(a, None)
+            self.queue.pop(a, None)
+            self.staged.pop(a, None)
+        if b.chaddr is not None:
+            if status is B.ABANDONED:
+                return RejectReason.MISC_REJECT, f"{ip}: abandoned lease with client hardware"
+            if len(b.chaddr) > MAX_CHADDR:
+                return RejectReason.MISC_REJECT, f"{ip}: client hardware address too long"
+        elif status in (B.ACTIVE, B.EXPIRED, B.RELEASED):
+            return RejectReason.MISSING_BINDINFO, f"{ip}: no client hardware address"
+        if b.uid is not None and status is B.ABANDONED:
+            return RejectReason.MISC_REJECT, f"{ip}: abandoned lease with client identifier"
+        flags = b.flags or 0
+        if current is self.own:
+            if flags & IPFlags.RESERVED:
+                return RejectReason.IP_NOT_RESERVED, f"{ip}: not reserved here"
+            if flags & IPFlags.BOOTP and not (lease is not None and lease.bootp):
+                return RejectReason.MISC_REJECT, f"{ip}: BOOTP flag on a non-BOOTP lease"
+        normal = self.machine.state is S.NORMAL
+        if not transition_ok(
+            self.role,
+            normal,
+            current,
+            status,
+            ends=lease.ends if lease is not None else None,
+            potential=b.potential,
+            now=now,
+        ):
+            return (
+                RejectReason.FATAL_CONFLICT,
+                f"{ip}: invalid state transition: {current.keyword} to {status.keyword}",
+            )
+        self._apply(a, b, status, flags)
+        return None
+
+    def _apply(self, a: int, b: Binding, status: BindingState, flags: int) -> None:
+        db = self.db
+        if a in db.offers:
+            db.drop_hold(a)
+        lease = db.materialize(a)
+        if status is B.ABANDONED:
+            db.set_owner(lease, None, None)
+        else:
+            hw = lease.hardware
+            if b.chaddr:
+                hw = (b.chaddr[0], bytes(b.chaddr[1:]))
+            uid = b.uid
+            if uid is None and status in (B.FREE, B.BACKUP, B.RESET):
+                uid = lease.uid
+            db.set_owner(lease, hw, uid)
+        if b.stos is not None:
+            lease.starts = b.stos or None
+        if b.ends is not None:
+            if status is B.ACTIVE:
+                lease.ends = None if b.ends == INFINITE_ENDS else b.ends
+            else:
+                lease.ends = b.ends or None
+        if b.potential is not None:
+            lease.tsfp = lease.atsfp = b.potential or None
+        if (lease.tstp or 0) > (lease.atsfp or 0):
+            lease.tstp = lease.atsfp  # what the peer now knows is the newest we know
+        if b.cltt is not None:
+            lease.cltt = b.cltt or None
+        lease.bootp = bool(flags & IPFlags.BOOTP)
+        new = B.FREE if status in RETURNING else status
+        lease.binding_state = new
+        lease.next_binding_state = B.EXPIRED if new is B.ACTIVE else None
+        lease.rewind_binding_state = new
+        self.unsynced.discard(a)
+        self.deferred_expiry.discard(a)
+        db.requeue_moved(lease)
+        if new is B.ACTIVE:
+            db.schedule(lease)
+        self.recount(lease)
+        self._write(lease)
+
+    # --- BNDACK from the peer (§8.4) ---------------------------------------------------
+
+    def process_ack(self, b: Binding, now: int) -> int | None:
+        """Apply a BNDACK; returns the address it settled (acked or refused), else None."""
+        a = b.address
+        if a is None:
+            self.log.append(f"failover peer {self.name}: BNDACK without an address")
+            return None
+        sent = self.inflight.get(a)
+        if sent is None:
+            return None  # nothing outstanding (superseded by a newer change): ignore
+        ip = IPv4Address(a)
+        if sent.xid != b.xid:
+            self.log.append(
+                f"failover peer {self.name}: BNDACK for {ip}: xid mismatch "
+                f"(sent {sent.xid}, got {b.xid})"
+            )
+            return None
+        del self.inflight[a]
+        if b.reject is not None:
+            self.log.append(
+                f"bind update on {ip} from {self.name} rejected: "
+                f"{b.message or _reject_text(b.reject)}"
+            )
+            return a
+        lease = self.db.by_addr.get(a)
+        if lease is None:
+            return a
+        lease.tsfp = lease.atsfp = sent.potential or None
+        if lease.binding_state in RETURNING:
+            lease.binding_state = B.FREE
+            lease.next_binding_state = None
+            lease.tstp = lease.ends
+            self.db.requeue_moved(lease)
+            self.recount(lease)
+        lease.rewind_binding_state = lease.binding_state
+        self.unsynced.discard(a)
+        self._write(lease)
+        return a
+
+    # --- PARTNER-DOWN and state changes ----------------------------------------------------
+
+    def schedule_expired_to_free(self, now: int) -> None:
+        """Entering PARTNER-DOWN: returned leases become FREE at STOS + MCLT."""
+        at = self.machine.stos + self.mclt
+        for a in self.unsynced:
+            lease = self.db.by_addr.get(a)
+            if lease is not None and lease.binding_state in RETURNING:
+                lease.tsfp = at
+                heapq.heappush(self._pd_heap, (max(at, now), a))
+
+    def pd_deadline(self) -> int | None:
+        return self._pd_heap[0][0] if self._pd_heap else None
+
+    def run_pd_timer(self, now: int) -> None:
+        while self._pd_heap and self._pd_heap[0][0] <= now:
+            _, a = heapq.heappop(self._pd_heap)
+            lease = self.db.by_addr.get(a)
+            if (
+                lease is None
+                or lease.binding_state not in RETURNING
+                or self.machine.state is not S.PARTNER_DOWN
+            ):
+                continue
+            lease.binding_state = B.FREE
+            lease.next_binding_state = None
+            self.db.requeue_moved(lease)
+            self.changed(lease, now)
+            self._write(lease)
+
+    def left_normal(self) -> None:
+        """A secondary that leaves NORMAL runs the expiry it left to the primary."""
+        for a in self.deferred_expiry:
+            lease = self.db.by_addr.get(a)
+            if lease is not None and lease.binding_state is B.ACTIVE:
+                self.db.schedule(lease)
+        self.deferred_expiry.clear()
+
+    # --- pool balancing (§9) ---------------------------------------------------------------
+
+    def balance(self, now: int, *, want_poolreq: bool = False) -> tuple[int, bool]:
+        """ISC's dhcp_failover_pool_dobalance; returns (leases moved, POOLREQ wanted)."""
+        if self.machine.state is not S.NORMAL:
+            return 0, False
+        self.last_balance = now
+        moved = 0
+        poolreq = False
+        cfg = self.cfg
+        for pc in self.counts.values():
+            own_n, peer_n = (pc.free, pc.backup) if self.role == "primary" else (pc.backup, pc.free)
+            lts = int((own_n - peer_n) / 2)  # C division truncates toward zero
+            total = pc.free + pc.backup
+            thresh = (total * cfg.max_lease_misbalance + 50) // 100
+            hold = (total * cfg.max_lease_ownership + 50) // 100
+            panic = -2 * thresh or -1
+            req = want_poolreq and lts < panic
+            poolreq |= req
+            share = getattr(pc.pool.share, "name", "")
+            self.log.append(
+                f"balancing pool {pc.ident:x} {share}  total {pc.pool.size}  free {pc.free}  "
+                f"backup {pc.backup}  lts {lts}  max-own (+/-){hold}"
+                + ("  (requesting peer rebalance!)" if req else "")
+            )
+            given = self._give_away(pc, lts, hold, now)
+            moved += given
+            lts -= given
+            verdict = "IMBALANCED" if lts > thresh else "balanced"
+            self.log.append(
+                f"{verdict} pool {pc.ident:x} {share}  total {pc.pool.size}  free {pc.free}  "
+                f"backup {pc.backup}  lts {lts}  max-misbal {thresh}"
+            )
+        self.schedule_balance(now)
+        return moved, poolreq
+
+    def _give_away(self, pc: PoolCounts, lts: int, hold: int, now: int) -> int:
+        db = self.db
+        given = 0
+        lists = (pc.pool.dhcp, pc.pool.bootp)
+        # Pass 1: used leases whose client the load-balancing hash gives to the peer.
+        for fl in lists:
+            q = fl.free if self.own is B.FREE else fl.backup
+            for a in list(q):
+                if lts - given <= -hold:
+                    break
+                lease = db.by_addr.get(a)
+                if lease is None or lease.binding_state is not self.own or a in db.offers:
+                    continue
+                if self._peer_wants(lease):
+                    self._move_to_peer(lease, now)
+                    given += 1
+        # Pass 2: the oldest, never-used first (down to an even split), then used ones.
+        for fl in lists:
+            while self.own is B.FREE and lts - given > 0:
+                fresh = db.take_fresh_low(fl)
+                if fresh is None:
+                    break
+                self._move_to_peer(db.materialize(fresh), now)
+                given += 1
+            q = fl.free if self.own is B.FREE else fl.backup
+            for a in list(q):
+                if lts - given <= hold:
+                    break
+                lease = db.by_addr.get(a)
+                if lease is None or lease.binding_state is not self.own or a in db.offers:
+                    continue
+                self._move_to_peer(lease, now)
+                given += 1
+        return given
+
+    def _peer_wants(self, lease: Lease) -> bool:
+        if lease.uid is not None:
+            key = lease.uid
+        elif lease.hardware is not None:
+            key = lease.hardware[1]
+        else:
+            return False
+        return not bucket_is_mine(lb_hash(key), self.hba, self.role) if self.hba else False
+
+    def _move_to_peer(self, lease: Lease, now: int) -> None:
+        lease.binding_state = self.other
+        lease.next_binding_state = None
+        lease.tstp = now
+        lease.starts = now
+        self.db.requeue_moved(lease)
+        self.changed(lease, now)
+        self._write(lease)
+
+    def schedule_balance(self, now: int) -> None:
+        """dhcp_failover_pool_check, without the random 0-4 s (core is deterministic)."""
+        est = 0
+        for pc in self.counts.values():
+            for fl in (pc.pool.dhcp, pc.pool.bootp):
+                for q in (fl.free, fl.backup):
+                    head = self.db.by_addr.get(q[0]) if q else None
+                    if head is not None and head.ends is not None and head.ends < now:
+                        age = ((now - head.ends) * self.cfg.max_lease_misbalance + 50) // 100
+                        est = age if est == 0 else min(est, age)
+        at = now + min(est, self.cfg.max_balance)
+        if self.last_balance:
+            at = max(at, self.last_balance + self.cfg.min_balance)
+        if self.next_balance is None or at < self.next_balance or self.next_balance <= now:
+            self.next_balance = at
+
+    def pool_summary(self) -> list[dict[str, int]]:
+        return [
+            {"pool": pc.ident, "total": pc.pool.size, "free": pc.free, "backup": pc.backup}
+            for pc in self.counts.values()
+        ]
+
+
+def _reject_text(reason: int) -> str:
+    try:
+        return RejectReason(reason).name.lower().replace("_", " ")
+    except ValueError:
+        return f"reason {reason}"
