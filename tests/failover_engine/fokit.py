@@ -76,8 +76,9 @@ subnet 192.0.2.0 netmask 255.255.255.0 {
 """
 
 
-def seed_conf(role: str, *, split: int = 256, pool: tuple[str, str] | None = None,
-              extra: str = "") -> str:
+def seed_conf(
+    role: str, *, split: int = 256, pool: tuple[str, str] | None = None, extra: str = ""
+) -> str:
     """The seed config with another split / range / extra peer statements."""
     text = PRIMARY_CONF if role == "primary" else SECONDARY_CONF
     if role == "primary":
@@ -165,7 +166,9 @@ def make_node(
 
 
 def link(p: Node, s: Node, now: int) -> Pair:
-    def commit(eng: FailoverEngine, writes: list[Lease], records: list[FailoverStateRecord]) -> None:
+    def commit(
+        eng: FailoverEngine, writes: list[Lease], records: list[FailoverStateRecord]
+    ) -> None:
         node = p if eng is p.engine else s
         for lease in writes:
             node.journal[int(lease.address)] = lease.copy()
@@ -177,8 +180,9 @@ def link(p: Node, s: Node, now: int) -> Pair:
     return pair
 
 
-def fresh_pair(now: int = T0, primary: str = PRIMARY_CONF, secondary: str = SECONDARY_CONF
-               ) -> tuple[Node, Node, Pair]:
+def fresh_pair(
+    now: int = T0, primary: str = PRIMARY_CONF, secondary: str = SECONDARY_CONF
+) -> tuple[Node, Node, Pair]:
     p = make_node("primary", primary, now)
     s = make_node("secondary", secondary, now)
     return p, s, link(p, s, now)
@@ -188,9 +192,17 @@ def mac(n: int) -> bytes:
     return bytes([0x52, 0x54, 0, 0x10, n >> 8, n & 0xFF])
 
 
-def packet(mtype: int, hw: bytes, *, xid: int = 1, secs: int = 0, ciaddr: str = "0.0.0.0",
-           requested: str | None = None, server_id: str | None = None,
-           client_id: bytes | None = None) -> Packet:
+def packet(
+    mtype: int,
+    hw: bytes,
+    *,
+    xid: int = 1,
+    secs: int = 0,
+    ciaddr: str = "0.0.0.0",
+    requested: str | None = None,
+    server_id: str | None = None,
+    client_id: bytes | None = None,
+) -> Packet:
     options: dict[int, bytes] = {53: bytes([mtype])}
     if requested is not None:
         options[50] = A(requested).packed
@@ -198,9 +210,21 @@ def packet(mtype: int, hw: bytes, *, xid: int = 1, secs: int = 0, ciaddr: str = 
         options[54] = A(server_id).packed
     if client_id is not None:
         options[61] = client_id
-    return Packet(op=1, htype=1, hlen=len(hw), hops=0, xid=xid, secs=secs, flags=0,
-                  ciaddr=A(ciaddr), yiaddr=A("0.0.0.0"), siaddr=A("0.0.0.0"),
-                  giaddr=A("0.0.0.0"), chaddr=hw.ljust(16, b"\x00"), options=options)
+    return Packet(
+        op=1,
+        htype=1,
+        hlen=len(hw),
+        hops=0,
+        xid=xid,
+        secs=secs,
+        flags=0,
+        ciaddr=A(ciaddr),
+        yiaddr=A("0.0.0.0"),
+        siaddr=A("0.0.0.0"),
+        giaddr=A("0.0.0.0"),
+        chaddr=hw.ljust(16, b"\x00"),
+        options=options,
+    )
 
 
 def lease_time(out: Outcome) -> int:
@@ -214,15 +238,18 @@ def msg_type(out: Outcome) -> int | None:
     return out.reply.packet.options[53][0]
 
 
-def dora(node: Node, hw: bytes, now: int, *, secs: int = 0,
-         client_id: bytes | None = None) -> tuple[Outcome, Outcome | None]:
+def dora(
+    node: Node, hw: bytes, now: int, *, secs: int = 0, client_id: bytes | None = None
+) -> tuple[Outcome, Outcome | None]:
     """DISCOVER then (if offered) REQUEST(selecting) to the same server."""
     off = node.handle(packet(1, hw, secs=secs, client_id=client_id), now)
     if off.reply is None:
         return off, None
     yi = str(off.reply.packet.yiaddr)
-    ack = node.handle(packet(3, hw, xid=2, requested=yi, server_id=str(off.reply.server_ip),
-                             client_id=client_id), now)
+    ack = node.handle(
+        packet(3, hw, xid=2, requested=yi, server_id=str(off.reply.server_ip), client_id=client_id),
+        now,
+    )
     return off, ack
 
 
@@ -233,10 +260,15 @@ def renew(node: Node, hw: bytes, addr: str, now: int) -> Outcome:
 
 def binding_table(node: Node) -> dict[int, tuple[BindingState, bytes | None]]:
     """address -> (state, client hw) of every materialized lease (never-used ones are FREE)."""
-    return {a: (x.binding_state, x.hardware[1] if x.hardware else None)
-            for a, x in node.server.db.by_addr.items()}
+    return {
+        a: (x.binding_state, x.hardware[1] if x.hardware else None)
+        for a, x in node.server.db.by_addr.items()
+    }
 
 
 def active_clients(node: Node) -> dict[int, bytes]:
-    return {a: x.hardware[1] for a, x in node.server.db.by_addr.items()
-            if x.binding_state is B.ACTIVE and x.hardware is not None}
+    return {
+        a: x.hardware[1]
+        for a, x in node.server.db.by_addr.items()
+        if x.binding_state is B.ACTIVE and x.hardware is not None
+    }

@@ -563,11 +563,11 @@ class FailoverLeases:
                 given += 1
             q = fl.free if self.own is B.FREE else fl.backup
             for a in list(q):
-                if lts - given <= hold:
-                    break
                 lease = db.by_addr.get(a)
                 if lease is None or lease.binding_state is not self.own or a in db.offers:
                     continue
+                if lts - given <= (hold if lease.ends else 0):
+                    break
                 self._move_to_peer(lease, now)
                 given += 1
         return given

@@ -18,6 +18,7 @@ from tandem.core.lease import BindingState, Lease
 from tandem.core.loadbalance import client_key
 from tandem.core.topology import SubnetState
 from tandem.core.types import Outcome
+from tandem.wire.dhcp import ipv4
 
 if TYPE_CHECKING:
     from tandem.core.scope import Values
@@ -47,7 +48,7 @@ def _requested(c: Client) -> IPv4Address | None:
     raw = c.packet.options.get(codes.REQUESTED_ADDRESS)
     if raw is None or len(raw) != 4:
         return None
-    return IPv4Address(raw)
+    return ipv4(raw)
 
 
 def _admission(srv: DhcpServer, c: Client, vals: Values, msg: str, out: Outcome) -> bool:
@@ -140,9 +141,7 @@ def _failover_keeps(cand: Candidate, fo: PoolFailover, now: int) -> bool:
     return fo.mine_to_reallocate(lease, now)
 
 
-def _failover_silent(
-    srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome, *, allocated: bool
-) -> bool:
+def _failover_silent(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) -> bool:
     """Service-state gate and load balancing for DISCOVER and BOOTP (True = stay silent)."""
     fo = _pool_failover(cand)
     if fo is None:
@@ -154,8 +153,8 @@ def _failover_silent(
         return True
     key = client_key(c.uid, c.hw[1])
     if fo.balance_to_peer(key, c.packet.secs, c.mtype):
-        # dhcpd only knows whether the peer has leases when it had to allocate.
-        if c.bootp or (allocated and cand.pool is not None and fo.peer_has_leases(cand.pool)):
+        # Left to the peer only if it can serve (dhcpd: "peer_has_leases").
+        if c.bootp or (cand.pool is not None and fo.peer_has_leases(cand.pool)):
             out.log.append(f"{msg}: load balance to peer {fo.name}")
             srv._dropped(out, "failover: load balance to peer")
             return True
@@ -225,7 +224,7 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
             out.log.append(f"{msg}: network {share.name}: no free leases")
         srv._dropped(out, "no free leases")
         return
-    if _failover_silent(srv, c, cand, msg, out, allocated=allocated):
+    if _failover_silent(srv, c, cand, msg, out):
         if allocated:
             srv.db.give_back(cand.address)
         return
@@ -242,7 +241,7 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
         lease = cand.lease
         if lease is None or not (lease.is_active(c.now) and srv.owned_by(lease, c)):
             srv.db.hold(cand.address, c.hw, c.uid, c.now)
-    addr = IPv4Address(cand.address)
+    addr = ipv4(cand.address)
     out.reply = srv.build_reply(
         c,
         msg_type=codes.DHCPOFFER,
@@ -265,7 +264,7 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
     req = _requested(c)
     cip = req if req is not None else p.ciaddr
     sid_raw = p.options.get(codes.SERVER_IDENTIFIER)
-    sid = IPv4Address(sid_raw) if sid_raw is not None and len(sid_raw) == 4 else None
+    sid = ipv4(sid_raw) if sid_raw is not None and len(sid_raw) == 4 else None
     share, _ = srv.topo.locate(p, srv.if_addrs(c))
     c.share = share
     srv.identify(c)
@@ -334,7 +333,7 @@ def _ack(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) ->
     lease.ends = None if lease_time == INFINITE else c.now + lease_time
     if not cand.static:
         srv.db.schedule(lease)
-    addr = IPv4Address(cand.address)
+    addr = ipv4(cand.address)
     out.reply = srv.build_reply(
         c,
         msg_type=codes.DHCPACK,
@@ -507,7 +506,7 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
         out.log.append(f"{msg}: BOOTP from dynamic client and no dynamic leases")
         srv._dropped(out, "no dynamic bootp leases")
         return
-    if _failover_silent(srv, c, cand, msg, out, allocated=allocated):
+    if _failover_silent(srv, c, cand, msg, out):
         if allocated:
             srv.db.give_back(cand.address)
         return
@@ -528,7 +527,7 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
     lease.bootp = True
     if not cand.static:
         srv.db.schedule(lease)
-    addr = IPv4Address(cand.address)
+    addr = ipv4(cand.address)
     out.reply = srv.build_reply(
         c, msg_type=None, yiaddr=addr, vals=vals, subnet=cand.subnet, lease_time=None
     )
