@@ -4,11 +4,11 @@ passes: fresh start, DORA replication, link loss, partner-down, recovery, load b
 from __future__ import annotations
 
 from fokit import (
-    B,
     PRIMARY_CONF,
     SECONDARY_CONF,
     T0,
     A,
+    B,
     Node,
     active_clients,
     binding_table,
@@ -86,7 +86,7 @@ def test_seed_configs_reach_normal_and_balance() -> None:
 
 def test_dora_on_primary_is_replicated_to_secondary() -> None:
     p, s, pair = normal_pair()
-    off, ack = dora(p, mac(1), pair.now)
+    _, ack = dora(p, mac(1), pair.now)
     assert ack is not None and msg_type(ack) == DHCPACK
     assert lease_time(ack) == MCLT  # default-lease-time 43200 clamped to MCLT (anchor)
     addr = str(ack.reply.packet.yiaddr)  # type: ignore[union-attr]
@@ -126,7 +126,7 @@ def test_link_loss_comm_interrupted_then_back_to_normal() -> None:
     assert msg_type(r) == DHCPACK
     # ...and gives a new client a BACKUP lease with an MCLT-limited time.
     backup_before = {a for a, (st, _) in binding_table(s).items() if st is B.BACKUP}
-    off, ack2 = dora(s, mac(2), pair.now)
+    _, ack2 = dora(s, mac(2), pair.now)
     assert ack2 is not None and msg_type(ack2) == DHCPACK
     new_addr = int(ack2.reply.packet.yiaddr)  # type: ignore[union-attr]
     assert new_addr in backup_before
@@ -210,7 +210,7 @@ def test_partner_down_then_primary_recovers_from_scratch() -> None:
 
 def test_secondary_restart_recovers_from_primary() -> None:
     """A secondary that lost its lease file: primary goes PARTNER-DOWN, resyncs it."""
-    p, s, pair = normal_pair()
+    p, _, pair = normal_pair()
     clients = {}
     for n in range(1, 4):
         _, ack = dora(p, mac(n), pair.now)
