@@ -27,6 +27,12 @@ demo: deps
 bench: deps
 	$(PY) bench/perf.py
 
+# Long fuzzing run: every atheris harness for FUZZ_SECONDS (default 600) each; exits non-zero
+# on a crash, with the input saved in fuzz/crashes/. atheris comes as a wheel only (no compiler).
+fuzz: deps
+	$(VENV)/bin/pip install -q --only-binary=atheris 'atheris>=2.3'
+	$(PY) fuzz/run_all.py
+
 docs: deps
 	$(PY) scripts/render_tables.py
 
