@@ -20,11 +20,11 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from tandem.config.model import Permit, Pool
 from tandem.core.lease import BindingState, Lease
+from tandem.wire.dhcp import ipv4
 
 if TYPE_CHECKING:
     from tandem.core.failover_hooks import PoolFailover
@@ -139,7 +139,7 @@ class LeaseDB:
         """The lease for an address, creating a FREE one for a fresh address."""
         lease = self.by_addr.get(addr)
         if lease is None:
-            lease = Lease(IPv4Address(addr))
+            lease = Lease(ipv4(addr))
             self.by_addr[addr] = lease
         return lease
 

@@ -11,18 +11,21 @@ at the end (RFC 3046 §2.2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from tandem.core import codes
 from tandem.core.scope import Values
-from tandem.wire.dhcp import Packet
+from tandem.wire.dhcp import Packet, ipv4
 
-BROADCAST = IPv4Address("255.255.255.255")
-ZERO = IPv4Address(0)
+BROADCAST = ipv4(0xFFFFFFFF)
+ZERO = ipv4(0)
+DEFAULT_LEASE_TIME = 43200  # dhcpd DEFAULT_DEFAULT_LEASE_TIME
+MAX_LEASE_TIME = 86400  # dhcpd DEFAULT_MAX_LEASE_TIME
 SERVER_PORT = 67
 CLIENT_PORT = 68
 _FIXED_OVERHEAD = 264  # BOOTP fixed fields (236) + IP and UDP headers (28), dhcpd DHCP_FIXED_LEN
+INFINITE_LEASE = 0xFFFFFFFF
 _MIN_MTU = 576
 _MAX_MTU = 1500
 _NO_PRL_FIRST = (
@@ -32,6 +35,8 @@ _NO_PRL_FIRST = (
     codes.HOST_NAME,
     codes.FQDN,
 )
+_LEASE_TIMES = (codes.LEASE_TIME, codes.RENEWAL_TIME, codes.REBINDING_TIME)
+_MEMO_MAX = 512
 _PROTOCOL_FIRST = (
     codes.MESSAGE_TYPE,
     codes.SERVER_IDENTIFIER,
@@ -190,3 +195,181 @@ def text_field(value: str | None, size: int) -> bytes:
         return bytes(size)
     raw = value.encode("utf-8", "surrogateescape")[:size]
     return raw + bytes(size - len(raw))
+
+
+# --- reply plans -----------------------------------------------------------------------------
+
+MemoKey = tuple[object, ...]
+
+
+@dataclass(eq=False, slots=True)
+class ReplyPlan:
+    """Everything a reply takes from its scope's ``Values``, looked up once.
+
+    For shared (precomputed, read-only) values the plan is built once and kept on the
+    ``Values``, so the per-packet work is the per-client part only; the chosen option set
+    of the common reply (no host name, no echoed client id, no extra options) is memoised
+    by everything it depends on. For per-packet values a plan is built per packet: the same
+    lookups the reply needs anyway.
+    """
+
+    options: dict[int, bytes]  # configured options by DHCP code, sub-spaces encapsulated
+    server_id: IPv4Address | None  # server-identifier / option 54 if configured
+    default_lease_time: int
+    max_lease_time: int | None
+    min_lease_time: int
+    use_host_decl_names: bool
+    echo_client_id: bool
+    always_broadcast: bool
+    siaddr: IPv4Address
+    sname: bytes
+    file: bytes
+    prl: bytes | None  # option 55 set in the configuration (overrides the client's)
+    shared: bool
+    memo: dict[MemoKey, dict[int, bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, vals: Values, spaces: dict[str, SpaceInfo], encapsulations: dict[int, str]
+    ) -> ReplyPlan:
+        sid = vals.address("server-identifier")
+        if sid is None:
+            raw = vals.options.get(("dhcp", codes.SERVER_IDENTIFIER))
+            if raw is not None and len(raw) == 4:
+                sid = ipv4(raw)
+        default = vals.integer("default-lease-time", DEFAULT_LEASE_TIME) or DEFAULT_LEASE_TIME
+        return cls(
+            options=dhcp_options(vals, spaces, encapsulations),
+            server_id=sid,
+            default_lease_time=default,
+            max_lease_time=vals.integer("max-lease-time", MAX_LEASE_TIME),
+            min_lease_time=vals.integer("min-lease-time", 0) or 0,
+            use_host_decl_names=vals.flag("use-host-decl-names", False),
+            echo_client_id=vals.flag("echo-client-id", False),
+            always_broadcast=vals.flag("always-broadcast", False),
+            siaddr=vals.address("next-server") or ZERO,
+            sname=text_field(vals.text("server-name"), 64),
+            file=text_field(vals.text("filename"), 128),
+            prl=vals.options.get(("dhcp", codes.PARAMETER_REQUEST_LIST)),
+            shared=vals.shared,
+        )
+
+    def lease_time(self, requested: bytes | None) -> int:
+        """dhcpd's rules: requested (option 51) or default, capped by max, raised to min."""
+        t = (
+            int.from_bytes(requested, "big")
+            if requested is not None and len(requested) == 4
+            else self.default_lease_time
+        )
+        maximum = self.max_lease_time
+        if maximum is not None and t > maximum:
+            t = maximum
+        return max(t, self.min_lease_time)
+
+
+def plan_for(
+    vals: Values, spaces: dict[str, SpaceInfo], encapsulations: dict[int, str]
+) -> ReplyPlan:
+    """The reply plan of ``vals`` (kept on shared values, built afresh otherwise)."""
+    plan = vals.plan
+    if isinstance(plan, ReplyPlan):
+        return plan
+    plan = ReplyPlan.build(vals, spaces, encapsulations)
+    if vals.shared:
+        vals.plan = plan
+    return plan
+
+
+def lease_time_options(avail: dict[int, bytes], lease_time: int, *, default_t1_t2: bool) -> None:
+    """Set option 51 and make 58/59 consistent with it (dropped when not below it)."""
+    avail[codes.LEASE_TIME] = lease_time.to_bytes(4, "big")
+    if lease_time == INFINITE_LEASE:
+        avail.pop(codes.RENEWAL_TIME, None)
+        avail.pop(codes.REBINDING_TIME, None)
+        return
+    t2 = avail.get(codes.REBINDING_TIME)
+    limit = lease_time
+    if t2 is not None:
+        if len(t2) != 4 or int.from_bytes(t2, "big") >= lease_time:
+            del avail[codes.REBINDING_TIME]
+        else:
+            limit = int.from_bytes(t2, "big")
+    t1 = avail.get(codes.RENEWAL_TIME)
+    if t1 is not None and (len(t1) != 4 or int.from_bytes(t1, "big") >= limit):
+        del avail[codes.RENEWAL_TIME]
+    if default_t1_t2:
+        avail.setdefault(codes.RENEWAL_TIME, (lease_time // 2).to_bytes(4, "big"))
+        avail.setdefault(codes.REBINDING_TIME, (lease_time * 7 // 8).to_bytes(4, "big"))
+
+
+def reply_options(
+    plan: ReplyPlan,
+    *,
+    msg_type: int | None,
+    server_id: bytes,
+    netmask: bytes | None,
+    lease_time: int | None,
+    default_t1_t2: bool,
+    request_type: int | None,
+    prl: bytes | None,
+    budget: int,
+    client_sent_fqdn: bool,
+    host_name: bytes | None,
+    uid: bytes | None,
+    extra: dict[int, bytes] | None,
+    agent: bytes | None,
+) -> dict[int, bytes]:
+    """The options of one reply, in order (see ``select_options``), as a fresh dict.
+
+    ``host_name`` is the host declaration's name when use-host-decl-names applies, ``uid``
+    the client identifier to echo (echo-client-id), ``prl`` the client's option 55.
+    """
+    if plan.prl is not None:
+        prl = plan.prl
+    if agent is not None:
+        budget -= _wire_size(agent)
+    key: MemoKey | None = None
+    if plan.shared and host_name is None and uid is None and not extra:
+        key = (msg_type, server_id, netmask, lease_time, request_type, prl, budget)
+        key += (client_sent_fqdn, default_t1_t2)
+        hit = plan.memo.get(key)
+        if hit is not None:
+            out = dict(hit)
+            if agent is not None:
+                out[codes.RELAY_AGENT_INFORMATION] = agent
+            return out
+    avail = dict(plan.options)
+    if msg_type is not None:
+        avail[codes.MESSAGE_TYPE] = bytes((msg_type,))
+        avail[codes.SERVER_IDENTIFIER] = server_id
+    else:
+        avail.pop(codes.MESSAGE_TYPE, None)
+    if netmask is not None and codes.SUBNET_MASK not in avail:
+        avail[codes.SUBNET_MASK] = netmask
+    if msg_type == codes.DHCPACK and lease_time is None:  # DHCPINFORM: no lease times
+        for code in _LEASE_TIMES:
+            avail.pop(code, None)
+    elif lease_time is not None and msg_type is not None:
+        lease_time_options(avail, lease_time, default_t1_t2=default_t1_t2)
+    if host_name is not None:
+        avail.setdefault(codes.HOST_NAME, host_name)
+    if uid is not None:
+        avail[codes.CLIENT_IDENTIFIER] = uid
+    if extra:
+        avail.update(extra)
+    out = select_options(
+        avail,
+        prl=prl if msg_type is not None else None,
+        msg_type=request_type,
+        budget=budget,
+        client_sent_fqdn=client_sent_fqdn,
+        echo_client_id=uid is not None,
+        agent=None,
+    )
+    if key is not None:
+        if len(plan.memo) >= _MEMO_MAX:
+            plan.memo.clear()
+        plan.memo[key] = dict(out)
+    if agent is not None:
+        out[codes.RELAY_AGENT_INFORMATION] = agent
+    return out

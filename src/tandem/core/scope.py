@@ -39,6 +39,8 @@ class Values:
     params: dict[str, ScalarValue] = field(default_factory=dict)
     options: dict[tuple[str, int], bytes] = field(default_factory=dict)
     shared: bool = False  # precomputed and shared between packets: never mutate
+    # What tandem.core.reply derives from shared values once (a ReplyPlan); not copied.
+    plan: object = field(default=None, compare=False, repr=False)
 
     def copy(self) -> Values:
         return Values(dict(self.params), dict(self.options))

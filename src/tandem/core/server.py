@@ -29,33 +29,39 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.config.model import Block, Conditional, Config, Host, OptionSet, Param
 from tandem.core import codes, flows
-from tandem.core.client import INFINITE, Candidate, Client
+from tandem.core.client import Candidate, Client
 from tandem.core.codes import name_table
 from tandem.core.failover_hooks import PoolFailover
 from tandem.core.lease import BindingState, Lease
 from tandem.core.pools import FreeList, LeaseDB, PoolState
 from tandem.core.reply import (
+    DEFAULT_LEASE_TIME,
+    MAX_LEASE_TIME,
     ZERO,
+    ReplyPlan,
     SpaceInfo,
     destination,
-    dhcp_options,
     option_budget,
-    select_options,
-    text_field,
+    plan_for,
+    reply_options,
 )
 from tandem.core.scope import Classifier, HostIndex, Values, execute, permitted
 from tandem.core.topology import NetState, SubnetState, Topology
 from tandem.core.types import Outcome, Reply, RxMeta
 from tandem.wire.dhcp import Packet
 
-DEFAULT_LEASE_TIME = 43200  # dhcpd DEFAULT_DEFAULT_LEASE_TIME
-MAX_LEASE_TIME = 86400  # dhcpd DEFAULT_MAX_LEASE_TIME
-
 _ACTIVE = BindingState.ACTIVE
 _FREE = BindingState.FREE
 _ABANDONED = BindingState.ABANDONED
 
-__all__ = ["DhcpServer", "Outcome", "Reply", "RxMeta"]
+__all__ = ["DEFAULT_LEASE_TIME", "MAX_LEASE_TIME", "DhcpServer", "Outcome", "Reply", "RxMeta"]
+
+
+def _chaddr16(chaddr: bytes) -> bytes:
+    """The 16-octet chaddr field (decoded packets already carry exactly that)."""
+    if type(chaddr) is bytes and len(chaddr) == 16:
+        return chaddr
+    return bytes(chaddr).ljust(16, b"\x00")[:16]
 
 
 class DhcpServer:
@@ -88,7 +94,6 @@ class DhcpServer:
         }
         self._server_ids = self._configured_server_ids(config)
         self.counters: Counter[str] = Counter()
-        self._options_cache: dict[int, tuple[Values, dict[int, bytes]]] = {}
         self._sid_cache: dict[
             tuple[int, int], tuple[tuple[IPv4Interface, ...], SubnetState | None, IPv4Address]
         ] = {}
@@ -416,24 +421,21 @@ class DhcpServer:
 
     def lease_time(self, c: Client, vals: Values) -> int:
         """dhcpd's rules: requested (option 51) or default, capped by max, raised to min."""
-        default = vals.integer("default-lease-time", DEFAULT_LEASE_TIME) or DEFAULT_LEASE_TIME
-        req = c.packet.options.get(codes.LEASE_TIME)
-        t = int.from_bytes(req, "big") if req is not None and len(req) == 4 else default
-        maximum = vals.integer("max-lease-time", MAX_LEASE_TIME)
-        if maximum is not None and t > maximum:
-            t = maximum
-        minimum = vals.integer("min-lease-time", 0) or 0
-        return max(t, minimum)
+        return self.plan(vals).lease_time(c.packet.options.get(codes.LEASE_TIME))
+
+    def plan(self, vals: Values) -> ReplyPlan:
+        """What replies take from ``vals`` (built once for shared values)."""
+        plan = vals.plan
+        if isinstance(plan, ReplyPlan):
+            return plan
+        return plan_for(vals, self.spaces, self.encapsulations)
 
     def server_id(self, c: Client, vals: Values | None, subnet: SubnetState | None) -> IPv4Address:
         """``server-identifier`` (or option 54) if configured, else the interface's address."""
         if vals is not None:
-            sid = vals.address("server-identifier")
+            sid = self.plan(vals).server_id
             if sid is not None:
                 return sid
-            raw = vals.options.get(("dhcp", codes.SERVER_IDENTIFIER))
-            if raw is not None and len(raw) == 4:
-                return IPv4Address(raw)
         addrs = self.if_addrs(c)
         key = (id(addrs), id(subnet))
         hit = self._sid_cache.get(key)
@@ -463,43 +465,32 @@ class DhcpServer:
     ) -> Reply:
         """A BOOTREPLY carrying ``vals``'s options, with dhcpd's field and option rules."""
         p = c.packet
+        popts = p.options
+        plan = self.plan(vals)
         sid = self.server_id(c, vals, subnet)
-        avail = self._configured_options(vals)
-        if msg_type is not None:
-            avail[codes.MESSAGE_TYPE] = bytes([msg_type])
-            avail[codes.SERVER_IDENTIFIER] = sid.packed
-        else:
-            avail.pop(codes.MESSAGE_TYPE, None)
-        if subnet is not None and codes.SUBNET_MASK not in avail:
-            avail[codes.SUBNET_MASK] = subnet.netmask
-        if msg_type == codes.DHCPACK and lease_time is None:  # DHCPINFORM: no lease times
-            for code in (codes.LEASE_TIME, codes.RENEWAL_TIME, codes.REBINDING_TIME):
-                avail.pop(code, None)
-        elif lease_time is not None and msg_type is not None:
-            self._lease_times(avail, lease_time)
-        if vals.flag("use-host-decl-names", False) and c.host is not None:
-            avail.setdefault(codes.HOST_NAME, c.host.name.encode())
-        echo = vals.flag("echo-client-id", False) and c.uid is not None
-        if echo and c.uid is not None:
-            avail[codes.CLIENT_IDENTIFIER] = c.uid
-        if extra:
-            avail.update(extra)
-        prl = vals.options.get(("dhcp", codes.PARAMETER_REQUEST_LIST))
-        if prl is None:
-            prl = p.options.get(codes.PARAMETER_REQUEST_LIST)
-        opts = select_options(
-            avail,
-            prl=prl if msg_type is not None else None,
-            msg_type=c.mtype,
+        host_name = None
+        if plan.use_host_decl_names and c.host is not None:
+            host_name = c.host.name.encode()
+        opts = reply_options(
+            plan,
+            msg_type=msg_type,
+            server_id=sid.packed,
+            netmask=subnet.netmask if subnet is not None else None,
+            lease_time=lease_time,
+            default_t1_t2=self.default_t1_t2,
+            request_type=c.mtype,
+            prl=popts.get(codes.PARAMETER_REQUEST_LIST),
             budget=option_budget(p, bootp=msg_type is None),
-            client_sent_fqdn=codes.FQDN in p.options,
-            echo_client_id=echo,
-            agent=p.options.get(codes.RELAY_AGENT_INFORMATION),
+            client_sent_fqdn=codes.FQDN in popts,
+            host_name=host_name,
+            uid=c.uid if plan.echo_client_id else None,
+            extra=extra,
+            agent=popts.get(codes.RELAY_AGENT_INFORMATION),
         )
         flags = p.flags
-        if vals.flag("always-broadcast", False):
+        if plan.always_broadcast:
             flags |= 0x8000
-        siaddr = vals.address("next-server") or ZERO
+        siaddr = plan.siaddr
         inform = c.mtype == codes.DHCPINFORM
         reply = Packet(
             op=2,
@@ -513,9 +504,9 @@ class DhcpServer:
             yiaddr=yiaddr,
             siaddr=siaddr,
             giaddr=p.giaddr,
-            chaddr=bytes(p.chaddr).ljust(16, b"\x00")[:16],
-            sname=text_field(vals.text("server-name"), 64),
-            file=text_field(vals.text("filename"), 128),
+            chaddr=_chaddr16(p.chaddr),
+            sname=plan.sname,
+            file=plan.file,
             options=opts,
         )
         ip, port, mac = destination(
@@ -527,37 +518,6 @@ class DhcpServer:
             src_ip=c.meta.src_ip,
         )
         return Reply(reply, ip, port, mac, c.meta.interface, sid)
-
-    def _configured_options(self, vals: Values) -> dict[int, bytes]:
-        """The options a scope sends, by code (a fresh dict; cached for shared values)."""
-        cached = self._options_cache.get(id(vals))
-        if cached is not None and cached[0] is vals:
-            return dict(cached[1])
-        avail = dhcp_options(vals, self.spaces, self.encapsulations)
-        if vals.shared:
-            self._options_cache[id(vals)] = (vals, avail)
-            return dict(avail)
-        return avail
-
-    def _lease_times(self, avail: dict[int, bytes], lease_time: int) -> None:
-        avail[codes.LEASE_TIME] = lease_time.to_bytes(4, "big")
-        if lease_time == INFINITE:
-            avail.pop(codes.RENEWAL_TIME, None)
-            avail.pop(codes.REBINDING_TIME, None)
-            return
-        t2 = avail.get(codes.REBINDING_TIME)
-        limit = lease_time
-        if t2 is not None:
-            if len(t2) != 4 or int.from_bytes(t2, "big") >= lease_time:
-                del avail[codes.REBINDING_TIME]
-            else:
-                limit = int.from_bytes(t2, "big")
-        t1 = avail.get(codes.RENEWAL_TIME)
-        if t1 is not None and (len(t1) != 4 or int.from_bytes(t1, "big") >= limit):
-            del avail[codes.RENEWAL_TIME]
-        if self.default_t1_t2:
-            avail.setdefault(codes.RENEWAL_TIME, (lease_time // 2).to_bytes(4, "big"))
-            avail.setdefault(codes.REBINDING_TIME, (lease_time * 7 // 8).to_bytes(4, "big"))
 
     def nak(
         self, c: Client, cip: IPv4Address | None, subnet: SubnetState | None, msg: str
@@ -571,7 +531,7 @@ class DhcpServer:
             codes.SERVER_IDENTIFIER: sid.packed,
             codes.MESSAGE: msg.encode(),
         }
-        if vals is not None and vals.flag("echo-client-id", False) and c.uid is not None:
+        if vals is not None and self.plan(vals).echo_client_id and c.uid is not None:
             opts[codes.CLIENT_IDENTIFIER] = c.uid
         agent = p.options.get(codes.RELAY_AGENT_INFORMATION)
         if agent is not None:
@@ -588,7 +548,7 @@ class DhcpServer:
             yiaddr=ZERO,
             siaddr=ZERO,
             giaddr=p.giaddr,
-            chaddr=bytes(p.chaddr).ljust(16, b"\x00")[:16],
+            chaddr=_chaddr16(p.chaddr),
             sname=bytes(64),
             file=bytes(128),
             options=opts,
