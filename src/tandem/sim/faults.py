@@ -1,0 +1,94 @@
+"""Faults: what goes wrong in a run, drawn from the seed as a plain list.
+
+A run is a function of (seed, fault list): the simulator draws the list from the seed, and
+the shrinker re-runs the same seed with sub-lists to find a small schedule that still
+breaks an invariant. So every fault is self-contained data (kind, window, target, value)
+and nothing else in a run depends on which faults are present, except through the
+simulated world itself.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["KINDS", "Fault", "describe", "draw_faults"]
+
+SECOND = 1000  # the simulator's clock counts milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One injected fault.
+
+    kinds and their fields:
+
+    * ``cut``: the peers' link goes down (both TCP ends reset) during [start, end).
+    * ``silent``: the peers' link silently drops everything during [start, end); TCP
+      retransmits, so bytes arrive after the end if both ends still exist.
+    * ``loss`` / ``dup``: client<->server datagrams lost / duplicated with probability
+      ``value`` during [start, end).
+    * ``delay``: client<->server datagrams delayed by up to ``value`` ms (so reordered).
+    * ``peer_delay``: failover bytes delayed by up to ``value`` ms (order kept: TCP).
+    * ``crash``: ``node`` dies at ``start`` and restarts at ``end`` from its journal;
+      ``value`` 0 = between commits, 1 = at its next commit (the batch is lost),
+      2 = at its next commit with a torn prefix of the batch written.
+    * ``partner_down``: the operator runs partner-down on ``node`` at ``start``.
+    * ``clock``: ``node``'s clock is off by ``value`` ms for the whole run.
+    """
+
+    kind: str
+    start: int
+    end: int = 0
+    node: str = ""
+    value: float = 0.0
+
+
+KINDS = ("cut", "silent", "loss", "dup", "delay", "peer_delay", "crash", "partner_down", "clock")
+_WEIGHTS = (3, 3, 2, 2, 2, 2, 4, 2, 2)
+NODES = ("primary", "secondary")
+
+
+def draw_faults(rng: random.Random, duration: int, max_faults: int = 8) -> list[Fault]:
+    """A fault schedule inside [0, duration) ms, sorted by start time."""
+    out: list[Fault] = []
+    for _ in range(rng.randint(0, max_faults)):
+        kind = rng.choices(KINDS, _WEIGHTS)[0]
+        start = rng.randrange(0, duration)
+        length = rng.randrange(SECOND, max(2 * SECOND, duration // 3))
+        end = min(duration, start + length)
+        node = rng.choice(NODES)
+        if kind in ("cut", "silent"):
+            out.append(Fault(kind, start, end))
+        elif kind in ("loss", "dup"):
+            out.append(Fault(kind, start, end, value=round(rng.uniform(0.05, 0.6), 3)))
+        elif kind == "delay":
+            out.append(Fault(kind, start, end, value=rng.randrange(50, 8 * SECOND)))
+        elif kind == "peer_delay":
+            out.append(Fault(kind, start, end, value=rng.randrange(10, 3 * SECOND)))
+        elif kind == "crash":
+            down = rng.choice((0, rng.randrange(SECOND, 20 * SECOND), length))
+            out.append(Fault(kind, start, min(duration, start + down), node, rng.randrange(3)))
+        elif kind == "partner_down":
+            out.append(Fault(kind, start, start, node))
+        else:
+            out.append(Fault("clock", 0, 0, node, rng.randrange(-30 * SECOND, 30 * SECOND + 1)))
+    out.sort(key=lambda f: (f.start, f.kind, f.node))
+    return out
+
+
+def describe(f: Fault) -> str:
+    """One line, with times in seconds."""
+    s, e = f.start / SECOND, f.end / SECOND
+    if f.kind in ("cut", "silent"):
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s"
+    if f.kind in ("loss", "dup"):
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  p={f.value}"
+    if f.kind in ("delay", "peer_delay"):
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  up to {int(f.value)} ms"
+    if f.kind == "crash":
+        how = ("between commits", "at next commit", "torn at next commit")[int(f.value)]
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  {f.node} ({how})"
+    if f.kind == "partner_down":
+        return f"{f.kind:12} {s:9.3f}s               on {f.node}"
+    return f"{f.kind:12} {f.node} off by {int(f.value)} ms"
