@@ -238,3 +238,15 @@ def test_cli_commands_against_a_live_server(
     assert "partner-down" in capsys.readouterr().out
     assert main(["partner-down", "nope", "--control", live.path]) == 1
     assert "no failover peer named 'nope'" in capsys.readouterr().err
+
+
+def test_an_oversized_line_gets_one_error_and_the_connection_ends(live: LiveServer) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(live.path)
+        s.sendall(b'{"command": "status"}\n' + b"{" * 100_000 + b"\n")
+        data = s.makefile("rb").read()  # until EOF: the server must hang up
+    first, second = data.splitlines()
+    assert json.loads(first)["ok"] is True
+    assert "longer than" in json.loads(second)["error"]
+    assert request(live.path, {"command": "status"})["ok"]

@@ -133,21 +133,28 @@ class _ControlConn(asyncio.Protocol):
         self.server.clients.add(self)
 
     def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
+        """Answer each complete line; a line longer than MAX_REQUEST ends the connection.
+
+        The newline is looked for only within the first MAX_REQUEST + 1 bytes, so the buffer
+        never holds more than that plus one read, however long the line the client sends.
+        """
+        transport = self.transport
+        assert transport is not None
         self.buf += data
-        while True:
-            end = self.buf.find(b"\n")
+        while not transport.is_closing():
+            end = self.buf.find(b"\n", 0, MAX_REQUEST + 1)
             if end < 0:
-                break
+                if len(self.buf) > MAX_REQUEST:
+                    self.buf.clear()
+                    self.server.errors += 1
+                    transport.write(
+                        _encode({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
+                    )
+                    transport.close()
+                return
             line = bytes(self.buf[:end])
             del self.buf[: end + 1]
-            self.transport.write(_encode(self.server.dispatch(line)))
-        if len(self.buf) > MAX_REQUEST:
-            self.buf.clear()
-            self.transport.write(
-                _encode({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
-            )
-            self.transport.close()
+            transport.write(_encode(self.server.dispatch(line)))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.clients.discard(self)

@@ -1,0 +1,114 @@
+"""The failover port and the control socket of a running Tandem under unfriendly input.
+
+A stranger's connection is closed at once and counted; the peer's address speaking garbage
+loses its connection; a silent connection from the peer's address is dropped after the 15 s
+link-startup time; a second connection while the link is up is refused without disturbing it;
+nested JSON on the control socket gets an error answer, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+from failover_kit import (
+    NAME,
+    SECONDARY_IP,
+    SEED_PRIMARY,
+    SEED_SECONDARY,
+    Node,
+    pair_lab,
+)
+
+from tandem.io.control import control_path_for
+from tandem.lab.netns import Host, Lab
+
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.timeout(300),
+    pytest.mark.usefixtures("lab_prerequisites"),
+]
+
+# Connects to HOST:PORT (from the namespace's address), sends PAYLOAD (hex), then reports how
+# the connection ended and after how long: "closed <seconds> <bytes received>".
+_TCP_CLIENT = """
+import socket, sys, time
+host, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[4])
+payload = bytes.fromhex(sys.argv[3])
+s = socket.create_connection((host, port), timeout=5)
+s.settimeout(limit)
+t0 = time.monotonic()
+if payload:
+    s.sendall(payload)
+got = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            print("closed", round(time.monotonic() - t0, 2), len(got))
+            break
+        got += chunk
+except (TimeoutError, socket.timeout):
+    print("open", round(time.monotonic() - t0, 2), len(got))
+except ConnectionResetError:
+    print("closed", round(time.monotonic() - t0, 2), len(got))
+"""
+
+
+def tcp(host: Host, payload: bytes, limit: float, port: int = 520) -> tuple[str, float, int]:
+    res = host.run(
+        [sys.executable, "-c", _TCP_CLIENT, SECONDARY_IP, str(port), payload.hex(), str(limit)],
+        timeout=limit + 20,
+    )
+    how, secs, n = res.stdout.split()
+    return how, float(secs), int(n)
+
+
+def test_failover_port_and_control_socket_under_hostile_input(lab: Lab) -> None:
+    h1, h2 = pair_lab(lab)
+    secondary = Node("tandem", h2, SEED_SECONDARY)
+    secondary.start()
+
+    stranger = lab.add_host("evil", "192.0.2.9/24")
+    assert tcp(stranger, b"", 5)[0] == "closed"
+    listeners = secondary.full_status()["failover_listeners"]
+    assert isinstance(listeners, list) and listeners[0]["refused_foreign"] == 1
+
+    # From the peer's own address (the primary is not running yet): garbage, then silence.
+    how, _secs, got = tcp(h1, b"\xff\xff" + b"\x00" * 64, 10)
+    assert how == "closed" and got == 0
+    t0 = time.monotonic()
+    how, secs, _ = tcp(h1, b"", 30)
+    assert how == "closed" and 13 <= secs <= 20, (how, secs)  # the 15 s link-startup time
+    assert time.monotonic() - t0 < 25
+    counters = secondary.status()["tcp"]["counters"]  # type: ignore[index]
+    assert counters["accepted"] >= 2 and counters["pending_timeouts"] == 1
+
+    # Now the real primary: a second connection while the link is up is refused, link intact.
+    primary = Node("tandem", h1, SEED_PRIMARY)
+    primary.start()
+    primary.wait_state("normal", 30)
+    secondary.wait_state("normal", 30)
+    before = secondary.status()["tcp"]["counters"]  # type: ignore[index]
+    assert tcp(h1, b"", 5)[0] == "closed"
+    after = secondary.status()
+    assert after["my_state"] == "normal" and after["link"] == "up"
+    assert after["tcp"]["counters"]["refused_duplicate"] > before["refused_duplicate"]  # type: ignore[index]
+    assert after["tcp"]["counters"]["lost"] == before["lost"]  # type: ignore[index]
+
+    # The control socket: too deep, too long, not JSON -> error answers; still serving.
+    ctl = control_path_for(str(secondary.pid_path))
+    script = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+        "s.sendall(b'[' * 50 + b']' * 50 + b'\\n' + b'{' * 100000 + b'\\n')\n"
+        "print(s.makefile('rb').read().decode())\n"
+    )
+    res = h2.run([sys.executable, "-c", script, ctl], timeout=20)
+    answers = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    assert [a["ok"] for a in answers] == [False, False]
+    assert "nested deeper" in answers[0]["error"] and "longer than" in answers[1]["error"]
+    assert secondary.server is not None and secondary.server.proc.running()
+    assert secondary.status()["name"] == NAME
