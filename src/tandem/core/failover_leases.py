@@ -339,7 +339,8 @@ class FailoverLeases:
         lease = self.db.by_addr.get(a)
         current = lease.binding_state if lease is not None else B.FREE
         ours = self.inflight.get(a)
-        if ours is not None or a in self.queue or a in self.staged:
+        dueling = ours is not None or a in self.queue or a in self.staged
+        if dueling:
             mine_st = ours.status if ours is not None else current
             mine_cltt = ours.cltt if ours is not None else (lease.cltt if lease else None)
             if not incoming_wins(self.role, mine_st, mine_cltt, status, b.cltt):
@@ -347,9 +348,6 @@ class FailoverLeases:
                     RejectReason.LESS_CRIT_BIND_INFO,
                     "incoming update is less critical than outgoing update",
                 )
-            self.inflight.pop(a, None)
-            self.queue.pop(a, None)
-            self.staged.pop(a, None)
         if b.chaddr is not None:
             if status is B.ABANDONED:
                 return RejectReason.MISC_REJECT, f"{ip}: abandoned lease with client hardware"
@@ -379,6 +377,14 @@ class FailoverLeases:
                 RejectReason.FATAL_CONFLICT,
                 f"{ip}: invalid state transition: {current.keyword} to {status.keyword}",
             )
+        if dueling:
+            # Our own update is forgotten only now that the peer's is applied: had a later
+            # check refused it, both updates would be lost and the two sides would keep
+            # disagreeing (found by tandem.sim: secondary EXPIRED vs primary ACTIVE after a
+            # partition, both refused, the secondary's lease EXPIRED for good).
+            self.inflight.pop(a, None)
+            self.queue.pop(a, None)
+            self.staged.pop(a, None)
         self._apply(a, b, status, flags)
         return None
 
