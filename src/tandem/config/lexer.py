@@ -187,7 +187,7 @@ class Lexer:
         value = int(first)
         for _ in range(2):
             c = self._get()
-            if c not in "01234567":
+            if c == "" or c not in "01234567":  # "" (end of file) is "in" every str
                 # dhcpd warns here, or (after a bare "\0") silently eats the next
                 # characters in an odd way; both are mistakes worth stopping on.
                 raise self._error(
