@@ -34,19 +34,25 @@ class SimJournal:
         self.pending: list[str] = []
         self.commits = 0
         self.torn_writes = 0
+        self._pending_addrs: list[int] = []
+        self.last_commit: dict[int, int] = {}  # address -> number of the commit that wrote it
 
     def append(self, lease: Lease) -> None:
         self.pending.append(format_lease(lease))
+        self._pending_addrs.append(int(lease.address))
 
     def append_state(self, rec: FailoverStateRecord) -> None:
         self.pending.append(format_failover_state(rec))
 
     def commit(self) -> None:
         """The fsync: every record appended so far is durable from now on."""
+        self.commits += 1
         if self.pending:
             self.durable.append("".join(self.pending))
             self.pending.clear()
-        self.commits += 1
+        for a in self._pending_addrs:
+            self.last_commit[a] = self.commits
+        self._pending_addrs.clear()
 
     def crash(self, torn_fraction: float | None = None) -> None:
         """The process dies: uncommitted records are lost, or a prefix of them is written."""
@@ -57,6 +63,7 @@ class SimJournal:
                 self.durable.append(text[:cut])
                 self.torn_writes += 1
         self.pending.clear()
+        self._pending_addrs.clear()
 
     @property
     def text(self) -> str:
@@ -80,3 +87,4 @@ class SimJournal:
         parts.extend(format_lease(lease) for lease in leases)
         self.durable = ["".join(parts)]
         self.pending.clear()
+        self._pending_addrs.clear()

@@ -163,7 +163,7 @@ class SimNode:
 
     def _send_reply(self, epoch: int, reply: Reply, ends: int | None) -> None:
         if epoch == self.epoch and self.up:
-            self.world.reply_to_client(self, reply, ends)
+            self.world.reply_to_client(self, reply, ends, self.journal.commits)
 
     def _tick(self, epoch: int) -> None:
         if epoch != self.epoch or not self.up or self.server is None:
@@ -258,8 +258,10 @@ class SimNode:
         self.service()
 
     def _say(self, lines: list[str]) -> None:
-        if lines and self.world.verbose:
-            for line in lines:
+        for line in lines:
+            if " I move from " in line:
+                self.world.visited.add(line.rsplit(" ", 1)[-1])
+            if self.world.verbose:
                 self.world.note(f"{self.name}: {line}")
 
     # --- what the checker reads -------------------------------------------------------------

@@ -122,8 +122,9 @@ class World:
         ]
         self.by_hw = {c.hw: c for c in self.clients}
         self.holders: dict[IPv4Address, dict[int, int]] = {}
-        self.acks_from: dict[tuple[str, int], tuple[IPv4Address, int | None, int]] = {}
-        self._rx_from: tuple[str, int | None] = ("", None)
+        # (server, client) -> (address, lease end on that server, client's end, commit number)
+        self.acks_from: dict[tuple[str, int], tuple[IPv4Address, int | None, int, int]] = {}
+        self._rx_from: tuple[str, int | None, int] = ("", None, 0)
         self.partitions: list[Fault] = []
         self.conn_ids = itertools.count(1)
         self.dial_pending = False
@@ -132,6 +133,7 @@ class World:
         self.normal_seen: int | None = None
         self.stuck: dict[tuple[str, int], int] = {}
         self.stats: dict[str, int] = {"acks": 0, "crashes": 0, "links": 0, "skipped": 0}
+        self.visited: set[str] = set()  # failover states either server entered
 
     # --- the event loop -----------------------------------------------------------------------
 
@@ -363,17 +365,22 @@ class World:
                     partial(node.receive_dhcp, data, src, to is not None),
                 )
 
-    def reply_to_client(self, node: SimNode, reply: Reply, ends: int | None) -> None:
+    def reply_to_client(self, node: SimNode, reply: Reply, ends: int | None, commit: int) -> None:
         packet = reply.packet
         client = self.by_hw.get(bytes(packet.chaddr[:6]))
         if client is None:
             return
         data = dhcp.encode(packet)
         for _ in range(self._copies()):
-            self.at(self.t + self._delay(), partial(self._client_rx, client, data, node.name, ends))
+            self.at(
+                self.t + self._delay(),
+                partial(self._client_rx, client, data, (node.name, ends, commit)),
+            )
 
-    def _client_rx(self, client: SimClient, data: bytes, sender: str, ends: int | None) -> None:
-        self._rx_from = (sender, ends)
+    def _client_rx(
+        self, client: SimClient, data: bytes, sender: tuple[str, int | None, int]
+    ) -> None:
+        self._rx_from = sender
         client.receive(data)
 
     # --- invariants (a) and (b) -------------------------------------------------------------
@@ -390,34 +397,45 @@ class World:
                     f"{end / S:.3f}s while {other.label()} holds it until {their_end / S:.3f}s",
                 )
         holders[client.index] = end
-        sender, ends = self._rx_from
-        self.acks_from[(sender, client.index)] = (addr, ends, end)
+        sender, ends, commit = self._rx_from
+        self.acks_from[(sender, client.index)] = (addr, ends, end, commit)
         self.note(f"{client.label()} ACK {addr} from {sender} until {end / S:.3f}s")
 
     def client_dropped(self, client: SimClient, addr: IPv4Address, why: str) -> None:
         holders = self.holders.get(addr)
         if holders is not None:
             holders.pop(client.index, None)
+        for node in self.nodes:  # a later binding (released, declined, ...) supersedes them
+            key = (node.name, client.index)
+            got = self.acks_from.get(key)
+            if got is not None and got[0] == addr:
+                del self.acks_from[key]
         self.note(f"{client.label()} lets go of {addr}: {why}")
 
     def _check_acks_survived(self, node: SimNode) -> None:
-        """(b): after a restart, every ACK this server gave a still-bound client is there."""
+        """(b): after a restart, every ACK this server gave a still-bound client is there.
+
+        "There" means: the lease is ACTIVE for that client and ends no earlier than the ACK
+        said, unless a later record for the address was committed after the ACK (a later
+        binding, e.g. the peer's renewal of the same client, whose end the peer's clock set).
+        """
         server = node.server
         assert server is not None
         for client in self.clients:
             got = self.acks_from.get((node.name, client.index))
             if got is None or client.holding is None:
                 continue
-            addr, ends, client_end = got
+            addr, ends, client_end, commit = got
             if client.holding[0] != addr or client_end <= self.t:
                 continue
             lease = server.db.by_addr.get(int(addr))
+            later = node.journal.last_commit.get(int(addr), 0) > commit
             ok = (
                 lease is not None
                 and lease.binding_state is BindingState.ACTIVE
                 and lease.hardware is not None
                 and lease.hardware[1] == client.hw
-                and (lease.ends is None or ends is None or lease.ends >= ends)
+                and (lease.ends is None or ends is None or lease.ends >= ends or later)
             )
             if not ok:
                 have = "nothing" if lease is None else _lease_text(lease)

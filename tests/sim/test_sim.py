@@ -1,0 +1,237 @@
+"""The deterministic simulator: hundreds of seeds hold the invariants, and the checker
+really catches broken servers (an invariant nobody can break proves nothing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tandem.core.lease import BindingState
+from tandem.core.server import DhcpServer
+from tandem.core.types import Outcome
+from tandem.sim.__main__ import main
+from tandem.sim.configs import VARIANTS
+from tandem.sim.faults import Fault, describe
+from tandem.sim.journal import SimJournal
+from tandem.sim.node import SimNode
+from tandem.sim.runner import plan, report, run_seed, shrink
+from tandem.sim.world import World
+
+SEEDS = 300
+CHUNK = 25
+S = 1000
+
+
+@pytest.mark.parametrize("first", range(0, SEEDS, CHUNK))
+def test_seeds_hold_the_invariants(first: int) -> None:
+    bad = []
+    for seed in range(first, first + CHUNK):
+        out = run_seed(seed)
+        assert out.world.stats["acks"] > 0, f"seed {seed}: no client was ever served"
+        if out.violation is not None:
+            bad.append("\n".join(report(out, None, 0)))
+    assert not bad, "\n".join(bad)
+
+
+def test_seeds_cover_the_failover_states_and_faults() -> None:
+    """The seeds above are not all quiet: together they reach the interesting states."""
+    visited: set[str] = set()
+    kinds: set[str] = set()
+    crashes = torn = 0
+    for seed in range(60):
+        out = run_seed(seed)
+        visited |= out.world.visited
+        kinds |= {f.kind for f in out.faults}
+        crashes += out.world.stats["crashes"]
+        torn += sum(n.journal.torn_writes for n in out.world.nodes)
+    assert {
+        "recover",
+        "recover-done",
+        "normal",
+        "communications-interrupted",
+        "partner-down",
+        "potential-conflict",
+        "conflict-done",
+    } <= visited
+    assert kinds == {
+        "cut", "silent", "loss", "dup", "delay", "peer_delay", "crash", "partner_down", "clock"
+    }  # fmt: skip
+    assert crashes >= 10
+    assert torn >= 1
+
+
+def test_runs_are_deterministic() -> None:
+    a, b = run_seed(17), run_seed(17)
+    assert a.world.events == b.world.events
+    assert list(a.world.trace) == list(b.world.trace)
+    assert a.faults == b.faults
+
+
+def test_every_variant_reaches_normal_without_faults() -> None:
+    for i, variant in enumerate(VARIANTS):
+        seed = next(s for s in range(10_000) if plan(s, 3600)[0] is variant)
+        out = run_seed(seed, faults=[])
+        assert out.violation is None, (i, out.violation)
+        assert out.world.both_normal() or out.world.t >= out.world.duration
+
+
+# --- regressions: seeds that found something ------------------------------------------------
+
+
+def test_seed_81_dueling_update_refused_after_partition() -> None:
+    """Core bug (fixed in failover_leases.process_update): after a partition the secondary's
+    EXPIRED and the primary's ACTIVE for the same lease met; the primary let its own update
+    go *before* refusing the peer's, so both were lost and the lease stayed EXPIRED on the
+    secondary (invariant d). The shrunk schedule was this single cut."""
+    cut = [Fault("cut", 2_171_990, 3_336_260)]
+    assert run_seed(81, faults=cut).violation is None
+    assert run_seed(81).violation is None
+
+
+def test_seed_287_released_then_reacquired_is_not_a_lost_ack() -> None:
+    """Checker bug: an ACK superseded by the client's own RELEASE was still demanded after a
+    crash of the server that gave it."""
+    assert run_seed(287).violation is None
+
+
+def test_seed_835_later_binding_from_the_peer_counts() -> None:
+    """Checker bug: a later renewal by the peer (with the peer's clock, 24 s behind) replaced
+    the restarted server's own ACK; that is 'a later binding for the same client'."""
+    assert run_seed(835).violation is None
+
+
+# --- the checker can fail ------------------------------------------------------------------
+
+
+def _steal_active_addresses(node: SimNode) -> None:
+    """A broken allocator: hands out an address another client holds (ACTIVE)."""
+    server = node.server
+    assert server is not None
+    db = server.db
+    real = db.take
+
+    def take(fl, **kw):  # type: ignore[no-untyped-def]
+        for a, lease in db.by_addr.items():
+            if lease.binding_state is BindingState.ACTIVE and db.locate(a) is not None:
+                return a, False
+        return real(fl, **kw)
+
+    db.take = take  # type: ignore[method-assign]
+
+
+def _forget_writes(node: SimNode) -> None:
+    """A broken server: its lease store silently drops every lease record."""
+    node.journal.append = lambda lease: None  # type: ignore[method-assign]
+
+
+def test_checker_catches_an_allocator_that_hands_out_active_addresses() -> None:
+    out = run_seed(3, faults=[], patch=_steal_active_addresses)
+    assert out.violation is not None
+    assert out.violation.kind == "a", out.violation
+    assert "while client" in out.violation.text
+
+
+def test_checker_catches_acks_lost_by_a_crash() -> None:
+    crash = Fault("crash", 900 * S, 930 * S, "primary", 0)
+    out = run_seed(5, faults=[crash], patch=_forget_writes)
+    assert out.violation is not None
+    assert out.violation.kind == "b", out.violation
+    assert "restarted without the ACK" in out.violation.text
+    # The same crash against the real server is fine.
+    assert run_seed(5, faults=[crash]).violation is None
+
+
+def test_shrinking_keeps_only_the_fault_that_matters() -> None:
+    crash = Fault("crash", 900 * S, 930 * S, "primary", 0)
+    noise = [
+        Fault("dup", 100 * S, 400 * S, value=0.2),
+        Fault("delay", 1200 * S, 1500 * S, value=2000),
+        crash,
+        Fault("peer_delay", 2000 * S, 2500 * S, value=500),
+        Fault("clock", 0, 0, "secondary", 1500),
+    ]
+    out = run_seed(5, faults=noise, patch=_forget_writes)
+    assert out.violation is not None and out.violation.kind == "b"
+    shrunk, runs = shrink(5, "b", noise, patch=_forget_writes)
+    assert shrunk == [crash]
+    assert runs < 40
+    lines = report(out, shrunk, runs)
+    assert lines[0].startswith("VIOLATION seed 5")
+    assert f"    {describe(crash)}" in lines
+
+
+def test_checker_catches_a_pair_that_never_agrees() -> None:
+    """(c): a server that drops every BNDUPD it should send never converges."""
+
+    def mute(node: SimNode) -> None:
+        if node.name == "secondary" and node.engine is not None:
+            node.engine.leases.changed = lambda lease, now: None  # type: ignore[method-assign]
+
+    seed = next(s for s in range(100) if plan(s, 3600)[0].name == "short")
+    out = run_seed(seed, faults=[], patch=mute)
+    assert out.violation is not None
+    assert out.violation.kind in "cd", out.violation
+
+
+# --- pieces --------------------------------------------------------------------------------
+
+
+def test_journal_crash_loses_only_uncommitted_records_and_cuts_torn_ones() -> None:
+    from ipaddress import IPv4Address
+
+    from tandem.core.lease import Lease
+
+    j = SimJournal("j")
+    j.append(Lease(IPv4Address("192.0.2.100"), BindingState.ACTIVE, ends=1_700_000_600))
+    j.commit()
+    j.append(Lease(IPv4Address("192.0.2.101"), BindingState.ACTIVE, ends=1_700_000_600))
+    j.crash(0.5)  # half of the second record reaches the disk
+    assert j.torn_writes == 1
+    got = j.load()
+    assert list(got.leases) == [IPv4Address("192.0.2.100")]
+    assert got.torn_at is not None
+    j.append(Lease(IPv4Address("192.0.2.102"), BindingState.FREE))
+    j.crash(None)
+    assert list(j.load().leases) == [IPv4Address("192.0.2.100")]
+
+
+def test_world_reports_core_exceptions_as_violations() -> None:
+    def explode(node: SimNode) -> None:
+        server = node.server
+        assert server is not None
+
+        def handle(*args: object) -> Outcome:
+            raise RuntimeError("boom")
+
+        server.handle = handle  # type: ignore[method-assign]
+
+    variant, _ = plan(1, 3600)
+    w = World(1, variant, [], server_patch=explode)
+    v = w.run()
+    assert v is not None and v.kind == "x" and "boom" in v.text
+    assert isinstance(w.primary.server, DhcpServer)
+
+
+def test_cli_last_line_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--seeds", "3", "--start", "40"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "3 seeds, 0 violations"
+
+
+def test_cli_reports_violations_with_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tandem.sim.__main__ as cli
+    from tandem.sim import runner
+
+    real = runner.run_seed
+
+    def broken(seed: int, **kw: object):  # type: ignore[no-untyped-def]
+        kw.setdefault("patch", _steal_active_addresses)
+        return real(seed, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli, "run_seed", broken)
+    monkeypatch.setattr(runner, "run_seed", broken)
+    assert main(["--seeds", "2", "--start", "3"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "2 seeds, 2 violations"
+    assert any(line.startswith("VIOLATION seed 3") for line in out)
+    assert any("shrunk to" in line for line in out)
