@@ -235,6 +235,10 @@ def test_cve_2010_3611_unspecified_or_unknown_relay_address(seed_server: DhcpSer
 
 
 class _NullEngine:
+    """The link's engine, recording only whether any connection ever reached it."""
+
+    name = "fo"
+
     def __init__(self) -> None:
         self.events: list[str] = []
 
