@@ -99,6 +99,31 @@ def test_seed_835_later_binding_from_the_peer_counts() -> None:
     assert run_seed(835).violation is None
 
 
+def test_seed_941_clock_skew_freed_a_lease_early() -> None:
+    """Core bug (fixed in FailoverEngine: BNDUPD times go out in the peer's clock): the
+    secondary's clock ran 29.9 s behind; it granted a 30 s lease, the primary read the end in
+    its own clock, expired and freed the lease at once (the secondary agreed: ISC's rule
+    accepts EXPIRED when ends - 65 <= now), so the restarted secondary had lost the binding
+    the client still held (invariant b; with a small pool it is two clients on one address).
+    The shrunk schedule was the clock offset plus this crash."""
+    shrunk = [
+        Fault("clock", 0, 0, "secondary", -29873),
+        Fault("crash", 594_757, 594_757, "secondary", 0),
+    ]
+    assert run_seed(941, faults=shrunk).violation is None
+    assert run_seed(941).violation is None
+
+
+def test_clock_offsets_are_taken_out_of_replicated_lease_ends() -> None:
+    """With the secondary 25 s behind, both servers' ACTIVE ends agree in real time (the
+    final comparison of invariant c checks it lease by lease, within 3 s)."""
+    seed = next(s for s in range(100) if plan(s, 3600)[0].name == "short-split")
+    out = run_seed(seed, faults=[Fault("clock", 0, 0, "secondary", -25_000)])
+    assert out.violation is None, out.violation
+    engine = out.world.secondary.engine
+    assert engine is not None and engine.peer_offset in (25, 26)
+
+
 # --- the checker can fail ------------------------------------------------------------------
 
 

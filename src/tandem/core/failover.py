@@ -130,6 +130,7 @@ class FailoverEngine:
         self._acks_pending: list[bytes] = []
         self._acks_ready: list[bytes] = []
         self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
+        self._skew: int | None = None  # max over this link of (peer's header time - ours)
         self.counters: dict[str, int] = {}
         self._run(self.machine.start(now), now)
 
@@ -145,6 +146,7 @@ class FailoverEngine:
         self._xid = 0
         self._last_rx = self._last_tx = now
         self._link_deadline = now + LINK_STARTUP
+        self._skew = None
         self._acks_pending.clear()
         self._acks_ready.clear()
         self._answering = None
@@ -189,6 +191,7 @@ class FailoverEngine:
             self._frames.feed(data)
             for frame in self._frames:
                 self._last_rx = now
+                self._note_time(frame, now)
                 self._dispatch(frame, now)
                 if self.close_reason() is not None:
                     break
@@ -320,10 +323,34 @@ class FailoverEngine:
             )
         )
 
+    def _note_time(self, frame: bytes, now: int) -> None:
+        """Track the peer's clock from message headers (bytes 4-8: the sender's time).
+
+        Delays only make a message look older, so the largest (peer time - our time) seen
+        on this link is the best estimate of the clock offset.
+        """
+        if len(frame) >= 8:
+            seen = int.from_bytes(frame[4:8], "big") - now
+            if self._skew is None or seen > self._skew:
+                self._skew = seen
+
+    @property
+    def peer_offset(self) -> int:
+        """Seconds to add to our times to express them in the peer's clock (0 within 2 s).
+
+        BNDUPD times go out in the peer's clock, so the peer (ISC too, which corrects no
+        skew) expires a lease when the client's lease really ends. Without it a primary
+        whose clock runs 30 s ahead freed, 30 s early, a lease its secondary had granted,
+        and could hand it out again while the client still held it (found by tandem.sim).
+        """
+        skew = self._skew or 0
+        return skew if abs(skew) > 2 else 0
+
     def _pump_updates(self) -> None:
         leases = self.leases
         limit = self.partner_max_unacked
         now = self._now
+        off = self.peer_offset
         while leases.queue and len(leases.inflight) < limit:
             xid = self._next_xid() or self._next_xid()
             got = leases.next_update(xid)
@@ -334,6 +361,8 @@ class FailoverEngine:
             ends = lease.ends
             if ends is None:
                 ends = INFINITE_ENDS if lease.binding_state is BindingState.ACTIVE else 0
+            elif off and ends:
+                ends += off
             try:
                 self._out += encode_bndupd(
                     time=now,
@@ -343,9 +372,9 @@ class FailoverEngine:
                     uid=lease.uid,
                     chaddr=chaddr,
                     ends=ends,
-                    potential=sent.potential,
-                    stos=lease.starts or 0,
-                    cltt=lease.cltt,
+                    potential=sent.potential + off if sent.potential else sent.potential,
+                    stos=(lease.starts or 0) + off if lease.starts else 0,
+                    cltt=lease.cltt + off if lease.cltt else lease.cltt,
                     flags=2 if lease.bootp else 0,
                 )
             except FailoverEncodeError as exc:
