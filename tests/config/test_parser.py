@@ -150,7 +150,10 @@ def test_ranges_written_in_subnet_form_implicit_pools() -> None:
         IPv4Address("192.168.40.250"),
     ]
     assert plain.ranges[1].high == IPv4Address("192.168.40.250")  # single-address range
-    assert bootp.ranges[0].dynamic_bootp and plain.permits == bootp.permits == ()
+    assert bootp.ranges[0].dynamic_bootp
+    # dhcpd's implicit pools: plain ranges deny dynamic BOOTP, dynamic-bootp ones allow all
+    assert [(p.allow, p.kind) for p in plain.permits] == [(False, "dynamic-bootp-clients")]
+    assert [(p.allow, p.kind) for p in bootp.permits] == [(True, "all-clients")]
     assert plain.chain == subnet.chain
     assert params(cfg.statements)["dynamic-bootp-lease-cutoff"] == 0xFFFFFFFF
 

@@ -10,6 +10,7 @@ from tandem.config.model import (
     Host,
     OptionSet,
     Param,
+    Permit,
     Pool,
     Range,
     Subnet,
@@ -39,6 +40,9 @@ SEED_BLOCK: Block = (
 )
 
 
+DENY_BOOTP = Permit(allow=False, kind="dynamic-bootp-clients")
+
+
 def subnet(
     net: str = "192.0.2.0/24",
     *,
@@ -50,7 +54,10 @@ def subnet(
 ) -> Subnet:
     chain = (block,)
     if pools is None:
-        pools = (Pool(tuple(Range(A(lo), A(hi), dynamic_bootp) for lo, hi in ranges), chain=chain),)
+        # Ranges written in the subnet: dhcpd's implicit pool (see config.builder)
+        permit = Permit(allow=True, kind="all-clients") if dynamic_bootp else DENY_BOOTP
+        rs = tuple(Range(A(lo), A(hi), dynamic_bootp) for lo, hi in ranges)
+        pools = (Pool(rs, (permit,), chain=chain),)
     return Subnet(IPv4Network(net), pools, shared, chain)
 
 

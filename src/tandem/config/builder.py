@@ -25,6 +25,9 @@ from tandem.config.model import (
     Subnet,
 )
 
+_DENY_BOOTP = Permit(allow=False, kind="dynamic-bootp-clients")
+_ALLOW_ALL = Permit(allow=True, kind="all-clients")
+
 
 @dataclass(eq=False)
 class Scope:
@@ -130,9 +133,12 @@ class Freezer:
         pools: list[Pool] = []
         plain = [r for r in subnet.ranges if not r.dynamic_bootp]
         bootp = [r for r in subnet.ranges if r.dynamic_bootp]
-        for ranges in (plain, bootp):
+        # dhcpd (confpars.c, ranges outside a pool): plain ranges go to an implicit pool that
+        # denies dynamic BOOTP clients, dynamic-bootp ranges to one that allows all clients.
+        # Ranges inside an explicit pool get no such rule: its own permits decide.
+        for ranges, permit in ((plain, _DENY_BOOTP), (bootp, _ALLOW_ALL)):
             if ranges:
-                pools.append(Pool(tuple(ranges), (), None, chain, ranges[0].loc))
+                pools.append(Pool(tuple(ranges), (permit,), None, chain, ranges[0].loc))
         pools.extend(self.pool(p) for p in subnet.pools)
         shared = subnet.shared.name if subnet.shared else None
         return Subnet(subnet.network, tuple(pools), shared, chain, subnet.loc)

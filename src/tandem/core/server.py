@@ -125,7 +125,7 @@ class DhcpServer:
             packet.options.get(codes.CLIENT_IDENTIFIER),
             str(packet.giaddr) if int(packet.giaddr) else meta.interface,
         )
-        self.counters["rx." + (codes.MESSAGE_NAMES.get(mtype or 0, "BOOTREQUEST"))] += 1
+        self.counters[codes.RX_COUNTERS.get(mtype or 0, "rx.BOOTREQUEST")] += 1
         handler = flows.HANDLERS.get(mtype)
         if handler is None:
             name = f"type {mtype}"
@@ -139,7 +139,7 @@ class DhcpServer:
                     fo.changed(lease, now)
         if out.reply is not None:
             rt = out.reply.packet.options.get(codes.MESSAGE_TYPE)
-            self.counters["tx." + codes.MESSAGE_NAMES.get(rt[0] if rt else 0, "BOOTREPLY")] += 1
+            self.counters[codes.TX_COUNTERS.get(rt[0] if rt else 0, "tx.BOOTREPLY")] += 1
         return out
 
     def tick(self, now: int) -> list[Lease]:
@@ -384,14 +384,16 @@ class DhcpServer:
     def allocate(self, c: Client, share: NetState) -> Candidate | None:
         """A new address from the first permitted pool with one (abandoned ones last).
 
-        BOOTP clients only get addresses from ``dynamic-bootp`` ranges; DHCP clients prefer
-        ordinary ranges and fall back to dynamic-bootp ones.
+        Pool permits decide who may allocate where (dhcpd gives the implicit pool of plain
+        subnet ranges a "deny dynamic bootp clients" permit); DHCP clients prefer ordinary
+        ranges and fall back to dynamic-bootp ones. BOOTP clients never get an address from a
+        failover pool (dhcpd refuses dynamic BOOTP there).
         """
         fallback: tuple[PoolState, FreeList] | None = None
         for pool in share.pools:
-            if not self.pool_ok(c, pool):
+            if not self.pool_ok(c, pool) or (c.bootp and pool.failover is not None):
                 continue
-            for fl in (pool.bootp,) if c.bootp else (pool.dhcp, pool.bootp):
+            for fl in (pool.dhcp, pool.bootp):
                 if pool.failover is not None:
                     got = pool.failover.take(self.db, fl, c.now, False)
                 else:
