@@ -11,8 +11,8 @@ deps:
 	bash scripts/install-deps.sh
 
 lint: deps
-	$(VENV)/bin/ruff check src tests bench scripts
-	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/ruff check src tests bench scripts fuzz
+	$(VENV)/bin/ruff format --check src tests bench scripts fuzz
 	$(VENV)/bin/mypy --strict
 
 test: lint
