@@ -54,10 +54,15 @@ class Client:
     known: bool = False
     classes: list[tuple[str, tuple[Block, ...]]] = field(default_factory=list)
     _ectx: ExprContext | None = None
+    _hwstr: str | None = None
 
     @property
     def hwstr(self) -> str:
-        return hw_text(self.hw)
+        """The hardware address as dhcpd prints it (computed once: every log line has it)."""
+        text = self._hwstr
+        if text is None:
+            text = self._hwstr = hw_text(self.hw)
+        return text
 
     @property
     def class_names(self) -> list[str]:

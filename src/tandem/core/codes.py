@@ -64,6 +64,9 @@ MESSAGE_NAMES = {
     DHCPRELEASE: "DHCPRELEASE",
     DHCPINFORM: "DHCPINFORM",
 }
+# Counter names per message type, built once (the hot path counts every packet).
+RX_COUNTERS = {code: "rx." + name for code, name in MESSAGE_NAMES.items()}
+TX_COUNTERS = {code: "tx." + name for code, name in MESSAGE_NAMES.items()}
 
 # dhcp option space: "code name" per line (dhcpd's names, common/tables.c).
 _DHCP_NAMES = """
