@@ -45,7 +45,9 @@ def _pair(lab: Lab, primary_conf: str, secondary_conf: str) -> tuple[Node, Node]
     return primary, secondary
 
 
-def _outage_story(lab: Lab, primary: Node, secondary: Node, *, mclt: int) -> None:
+def _outage_story(
+    lab: Lab, primary: Node, secondary: Node, *, mclt: int, rebind: bool = False
+) -> None:
     cli1 = Dhclient(lab.add_host("cli1"))
     cli1.start()
     ev1 = cli1.wait_lease(30)
@@ -61,6 +63,15 @@ def _outage_story(lab: Lab, primary: Node, secondary: Node, *, mclt: int) -> Non
     primary.kill()
     secondary.wait_state("communications-interrupted", 10)
     assert f"peer {NAME}: disconnected" in secondary.log()
+
+    if rebind:
+        # A real renewal: the unicast RENEW to the dead primary times out, the broadcast
+        # REBIND reaches the secondary, which extends the binding it learnt by BNDUPD
+        # (dhclient's script calls that "RENEW" when the address stays the same).
+        n = cli1.event_count()
+        ev = cli1.wait_event({"RENEW", "REBIND"}, mclt + 15, after=n)
+        assert ev.address == ev1.address and ev.server_id == SECONDARY_IP
+        assert "DHCPREQUEST for" in cli1.log() and f"from {SECONDARY_IP}" in cli1.log()
 
     # The known client comes back (INIT-REBOOT): the secondary keeps it on its address.
     cli1.stop()
@@ -113,4 +124,4 @@ def test_seed_pair_fast_timers(lab: Lab) -> None:
     lab.set_link(primary.host, "eth0", up=True)
     primary.wait_state("normal", 30)
     secondary.wait_state("normal", 30)
-    _outage_story(lab, primary, secondary, mclt=30)
+    _outage_story(lab, primary, secondary, mclt=30, rebind=True)
