@@ -1,5 +1,8 @@
 """Mixed pairs: Tandem and ISC dhcpd 4.4 as the two halves of the seed's relationship.
 
+After the checks below, the primary is killed and restarted, so the reconnection path between the
+two implementations (communications-interrupted -> normal) runs in both role assignments.
+
 Both configs are the seed's, verbatim. Success as dhcpd itself reports it: it logs "Both
 servers normal", rejects none of our binding updates (and sees none of its own rejected), never
 loses the link; and both lease files hold the same bindings.
@@ -81,4 +84,16 @@ def test_mixed_pair_reaches_normal_and_agrees(
     counters = link["counters"]
     assert isinstance(counters, dict)
     assert counters["lost"] == 0 and counters["journal_errors"] == 0
+    assert ours.status()["partner_state"] == "normal"
+
+    # The primary dies (kill -9) and comes back on its lease file: the pair is NORMAL again
+    # through communications-interrupted, whichever implementation restarts.
+    primary.kill()
+    secondary.wait_state("communications-interrupted", 15)
+    primary.start()
+    primary.wait_state("normal", 60)
+    secondary.wait_state("normal", 60)
+    wait_agree(primary, secondary, 20)
+    assert_unique_clients(primary, secondary)
+    assert dhcpd_rejections(isc.all_logs()) == []
     assert ours.status()["partner_state"] == "normal"
