@@ -12,8 +12,8 @@ pool):
   with a socket that only counts and the journal on a temporary file (``--fsync`` to include
   one real fdatasync per batch).
 
-``--profile`` runs the edge pass under cProfile and prints the top functions. Timings on a
-shared machine: compare runs of the same build, trust differences of ~10 %.
+``--profile`` runs the edge pass under cProfile and prints the top functions. Timings (CPU time,
+best of --runs) on a shared machine: trust differences of ~5 %.
 
     .venv/bin/python bench/core_bench.py [--clients 20000] [--batch 64] [--profile]
 """
@@ -25,7 +25,6 @@ import cProfile
 import gc
 import io
 import pstats
-import statistics
 import struct
 import sys
 import tempfile
@@ -228,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         print(buf.getvalue())
         return 0
     stage_runs: list[dict[str, float]] = [core_stages(n) for _ in range(args.runs)]
-    print(f"core stages, µs per DORA ({n} new clients, median of {args.runs}):")
+    print(f"core stages, µs per DORA ({n} new clients, best of {args.runs}):")
     total = 0.0
     for name in stage_runs[0]:
-        med = statistics.median(r[name] for r in stage_runs)
+        med = min(r[name] for r in stage_runs)  # least disturbed run (shared machine)
         total += med
         print(f"  {name:<16} {_us(med, n)}")
     print(f"  {'sum':<16} {_us(total, n)}")
@@ -240,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if sent != 2 * n:
         print(f"edge pass sent {sent} replies, expected {2 * n}", file=sys.stderr)
         return 1
-    med = statistics.median(e[0] for e in edges)
+    med = min(e[0] for e in edges)
     what = "with fdatasync" if args.fsync else "no fsync"
     print(
         f"edge process_batch (batch {args.batch}, {what}): {_us(med, n)} µs per DORA "

@@ -66,6 +66,8 @@ class Client:
 
     @property
     def class_names(self) -> list[str]:
+        if not self.classes:
+            return []
         return [name for name, _ in self.classes]
 
     @property

@@ -180,8 +180,12 @@ class LeaseDB:
 
     def leases_of(self, uid: bytes | None, hw: HwKey) -> tuple[list[Lease], list[Lease]]:
         """(leases by client identifier, leases by hardware address), most recent first."""
-        by_uid = [self.by_addr[a] for a in reversed(self.by_uid.get(uid, ()))] if uid else []
-        by_hw = [self.by_addr[a] for a in reversed(self.by_hw.get(hw, ()))]
+        by_addr = self.by_addr
+        ua = self.by_uid.get(uid) if uid else None
+        ha = self.by_hw.get(hw)
+        # New clients have neither: skip building the comprehensions (hot path).
+        by_uid = [by_addr[a] for a in reversed(ua)] if ua else []
+        by_hw = [by_addr[a] for a in reversed(ha)] if ha else []
         return by_uid, by_hw
 
     # --- queues ------------------------------------------------------------------------

@@ -208,15 +208,15 @@ def permitted(
     permits: Sequence[Permit], *, known: bool, classes: Sequence[str], bootp: bool, now: int
 ) -> bool:
     """dhcpd's pool permit rule: no matching deny, and (no allow lines or one matches)."""
-    if not permits:
-        return True
-    allows = [p for p in permits if p.allow]
+    has_allow = allowed = False
     for p in permits:
-        if not p.allow and _permit_matches(p, known, classes, bootp, now):
+        if p.allow:
+            has_allow = True
+            if not allowed:
+                allowed = _permit_matches(p, known, classes, bootp, now)
+        elif _permit_matches(p, known, classes, bootp, now):
             return False
-    if not allows:
-        return True
-    return any(_permit_matches(p, known, classes, bootp, now) for p in allows)
+    return allowed or not has_allow
 
 
 def _permit_matches(p: Permit, known: bool, classes: Sequence[str], bootp: bool, now: int) -> bool:

@@ -314,6 +314,39 @@ def _ordered(options: dict[int, bytes]) -> list[bytes]:
     return out
 
 
+_Body = tuple[list[bytes], bytes, int]
+_BODY_MEMO_MAX = 1024
+_body_memo: dict[tuple[tuple[int, bytes], ...], _Body] = {}
+
+
+def _encoded(options: dict[int, bytes]) -> _Body:
+    """(TLVs in priority order, their concatenation, its length), option 82 left out.
+
+    Memoised by the options themselves: a server's replies repeat a few option sets
+    (the same scope, lease time and server identifier for every client), so most
+    replies skip the per-option work. A set that cannot be a key (an unhashable value)
+    is encoded every time.
+    """
+    if _AGENT in options:
+        key = tuple([kv for kv in options.items() if kv[0] != _AGENT])
+    else:
+        key = tuple(options.items())
+    try:
+        hit = _body_memo.get(key)
+    except TypeError:
+        items = _ordered(options)
+        body = b"".join(items)
+        return items, body, len(body)
+    if hit is not None:
+        return hit
+    items = _ordered(options)
+    body = b"".join(items)
+    if len(_body_memo) >= _BODY_MEMO_MAX:
+        _body_memo.clear()
+    hit = _body_memo[key] = (items, body, len(body))
+    return hit
+
+
 def _fill(items: list[bytes], rooms: list[int]) -> list[list[bytes]]:
     """First fit in priority order; an option that fits nowhere is dropped."""
     areas: list[list[bytes]] = [[] for _ in rooms]
@@ -344,9 +377,15 @@ def encode(p: Packet, *, max_size: int = MIN_MESSAGE_SIZE) -> bytes:
     fields that cannot be represented (oversized chaddr/sname/file, option
     codes outside 1-254).
     """
-    chaddr = _field(p.chaddr, 16, "chaddr")
-    sname = _field(p.sname, 64, "sname")
-    file = _field(p.file, 128, "file")
+    chaddr = p.chaddr
+    if len(chaddr) != 16:
+        chaddr = _field(chaddr, 16, "chaddr")
+    sname = p.sname
+    if len(sname) != 64:
+        sname = _field(sname, 64, "sname")
+    file = p.file
+    if len(file) != 128:
+        file = _field(file, 128, "file")
     try:
         header = _HEADER.pack(
             p.op,
@@ -376,17 +415,14 @@ def encode(p: Packet, *, max_size: int = MIN_MESSAGE_SIZE) -> bytes:
     # Option 82 may grow the options field up to a 1500-octet datagram (or up
     # to max_size when that is larger); beyond that it eats the client's room.
     limit = max(area, MAX_OPTION_AREA)
-    items = _ordered(options)
+    items, joined, total = _encoded(options)
     agent_value = options.get(_AGENT)
     agent = _tlv(_AGENT, agent_value) if agent_value is not None else b""
     if len(agent) > limit - 4 - 1 - 3:
         agent = b""  # cannot be echoed at all; dhcpd logs and drops it too
     room = min(area, limit - len(agent)) - 4 - 1  # cookie, END
-    total = 0
-    for item in items:
-        total += len(item)
     if total <= room:
-        body = b"".join(items)
+        body = joined
     else:
         file_free = file == _ZERO_FILE
         sname_free = sname == _ZERO_SNAME
