@@ -53,6 +53,8 @@ def _requested(c: Client) -> IPv4Address | None:
 
 def _admission(srv: DhcpServer, c: Client, vals: Values, msg: str, out: Outcome) -> bool:
     """dhcpd's ack_lease gates: unknown clients, booting, bootp (False = drop)."""
+    if srv.plan(vals).admits_all:
+        return True  # the common scope: nothing denied
     checks = [("unknown-clients", "unknown client", not c.known)]
     if c.bootp:
         checks.append(("bootp", "bootp disallowed", True))

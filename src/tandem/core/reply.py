@@ -35,6 +35,7 @@ _NO_PRL_FIRST = (
     codes.HOST_NAME,
     codes.FQDN,
 )
+_ADMISSION = ("unknown-clients", "bootp", "booting")
 _LEASE_TIMES = (codes.LEASE_TIME, codes.RENEWAL_TIME, codes.REBINDING_TIME)
 _MEMO_MAX = 512
 _PROTOCOL_FIRST = (
@@ -226,6 +227,7 @@ class ReplyPlan:
     file: bytes
     prl: bytes | None  # option 55 set in the configuration (overrides the client's)
     shared: bool
+    admits_all: bool  # unknown-clients, bootp and booting all allowed (dhcpd's defaults)
     memo: dict[MemoKey, dict[int, bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -252,6 +254,7 @@ class ReplyPlan:
             file=text_field(vals.text("filename"), 128),
             prl=vals.options.get(("dhcp", codes.PARAMETER_REQUEST_LIST)),
             shared=vals.shared,
+            admits_all=all(vals.flag(name, True) for name in _ADMISSION),
         )
 
     def lease_time(self, requested: bytes | None) -> int:

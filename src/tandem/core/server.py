@@ -97,6 +97,7 @@ class DhcpServer:
         self._sid_cache: dict[
             tuple[int, int], tuple[tuple[IPv4Interface, ...], SubnetState | None, IPv4Address]
         ] = {}
+        self._ours_cache: dict[int, tuple[tuple[IPv4Interface, ...], frozenset[IPv4Address]]] = {}
         self.failover_enabled = False  # set by tandem.core.failover.attach
         for lease in leases:
             self.db.load(lease)
@@ -215,11 +216,17 @@ class DhcpServer:
         return c.meta.if_addrs or self.interfaces.get(c.meta.interface, ())
 
     def is_our_server_id(self, c: Client, sid: IPv4Address) -> bool:
-        if sid in self._server_ids:
-            return True
-        if any(ifa.ip == sid for ifa in self.if_addrs(c)):
-            return True
-        return any(ifa.ip == sid for addrs in self.interfaces.values() for ifa in addrs)
+        """Configured server identifiers, the receiving interface's and every served one's."""
+        addrs = self.if_addrs(c)
+        hit = self._ours_cache.get(id(addrs))
+        if hit is None or hit[0] is not addrs:
+            ours = set(self._server_ids)
+            ours.update(ifa.ip for ifa in addrs)
+            ours.update(ifa.ip for a in self.interfaces.values() for ifa in a)
+            if len(self._ours_cache) > 1024:
+                self._ours_cache.clear()
+            hit = self._ours_cache[id(addrs)] = (addrs, frozenset(ours))
+        return sid in hit[1]
 
     def identify(self, c: Client) -> None:
         """Host lookup (known clients), then classification."""

@@ -41,6 +41,9 @@ class NetState:
     pool_chains: dict[int, tuple[Block, ...]] = field(default_factory=dict)  # id(pool) -> chain
 
 
+_SUBNET_MEMO_MAX = 1 << 16
+
+
 class Topology:
     """Every subnet and pool, with fast address-to-subnet lookup."""
 
@@ -51,6 +54,7 @@ class Topology:
         self._by_prefix: dict[int, dict[int, SubnetState]] = {}
         self._values_cache: dict[tuple[int, int], Values | None] = {}
         self._if_cache: dict[int, tuple[tuple[IPv4Interface, ...], NetState | None]] = {}
+        self._subnet_memo: dict[int, SubnetState | None] = {}
         shared = {sn.name: sn for sn in config.shared_networks}
         made: dict[str, NetState] = {}
         for sub in config.subnets:
@@ -101,14 +105,23 @@ class Topology:
             db.add_range(lo, hi, ps, ps.bootp if r.dynamic_bootp else ps.dhcp, sub)
 
     def subnet_of(self, addr: IPv4Address | int) -> SubnetState | None:
-        """The most specific configured subnet containing an address."""
-        a = int(addr)
+        """The most specific configured subnet containing an address (memoised: the
+        topology never changes, and a packet asks about the same few addresses)."""
+        a = addr if type(addr) is int else int(addr)
+        memo = self._subnet_memo
+        if a in memo:
+            return memo[a]
+        found = None
         for plen in self._prefixes:
             mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
             st = self._by_prefix[plen].get(a & mask)
             if st is not None:
-                return st
-        return None
+                found = st
+                break
+        if len(memo) >= _SUBNET_MEMO_MAX:
+            memo.clear()
+        memo[a] = found
+        return found
 
     def values_for(self, subnet: SubnetState, pool: PoolState | None) -> Values | None:
         """Precomputed values for global + subnet (+ pool) when static, else None."""
