@@ -307,28 +307,29 @@ def lease_time_options(avail: dict[int, bytes], lease_time: int, *, default_t1_t
 
 def reply_options(
     plan: ReplyPlan,
+    request: Packet,
     *,
+    request_type: int | None,
     msg_type: int | None,
     server_id: bytes,
     netmask: bytes | None,
     lease_time: int | None,
     default_t1_t2: bool,
-    request_type: int | None,
-    prl: bytes | None,
-    budget: int,
-    client_sent_fqdn: bool,
     host_name: bytes | None,
     uid: bytes | None,
     extra: dict[int, bytes] | None,
-    agent: bytes | None,
 ) -> dict[int, bytes]:
-    """The options of one reply, in order (see ``select_options``), as a fresh dict.
+    """The options of one reply to ``request``, in order (see ``select_options``), as a
+    fresh dict.
 
     ``host_name`` is the host declaration's name when use-host-decl-names applies, ``uid``
-    the client identifier to echo (echo-client-id), ``prl`` the client's option 55.
+    the client identifier to echo (echo-client-id).
     """
-    if plan.prl is not None:
-        prl = plan.prl
+    ropts = request.options
+    prl = plan.prl if plan.prl is not None else ropts.get(codes.PARAMETER_REQUEST_LIST)
+    budget = option_budget(request, bootp=msg_type is None)
+    client_sent_fqdn = codes.FQDN in ropts
+    agent = ropts.get(codes.RELAY_AGENT_INFORMATION)
     if agent is not None:
         budget -= _wire_size(agent)
     key: MemoKey | None = None

@@ -41,7 +41,6 @@ from tandem.core.reply import (
     ReplyPlan,
     SpaceInfo,
     destination,
-    option_budget,
     plan_for,
     reply_options,
 )
@@ -474,7 +473,6 @@ class DhcpServer:
     ) -> Reply:
         """A BOOTREPLY carrying ``vals``'s options, with dhcpd's field and option rules."""
         p = c.packet
-        popts = p.options
         plan = self.plan(vals)
         sid = self.server_id(c, vals, subnet)
         host_name = None
@@ -482,24 +480,20 @@ class DhcpServer:
             host_name = c.host.name.encode()
         opts = reply_options(
             plan,
+            p,
+            request_type=c.mtype,
             msg_type=msg_type,
             server_id=sid.packed,
             netmask=subnet.netmask if subnet is not None else None,
             lease_time=lease_time,
             default_t1_t2=self.default_t1_t2,
-            request_type=c.mtype,
-            prl=popts.get(codes.PARAMETER_REQUEST_LIST),
-            budget=option_budget(p, bootp=msg_type is None),
-            client_sent_fqdn=codes.FQDN in popts,
             host_name=host_name,
             uid=c.uid if plan.echo_client_id else None,
             extra=extra,
-            agent=popts.get(codes.RELAY_AGENT_INFORMATION),
         )
         flags = p.flags
         if plan.always_broadcast:
             flags |= 0x8000
-        siaddr = plan.siaddr
         inform = c.mtype == codes.DHCPINFORM
         reply = Packet(
             op=2,
@@ -511,7 +505,7 @@ class DhcpServer:
             flags=flags,
             ciaddr=p.ciaddr if msg_type != codes.DHCPOFFER else ZERO,
             yiaddr=yiaddr,
-            siaddr=siaddr,
+            siaddr=plan.siaddr,
             giaddr=p.giaddr,
             chaddr=_chaddr16(p.chaddr),
             sname=plan.sname,

@@ -182,6 +182,10 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+# ``BindingState.keyword`` is a property (two Python calls); the writer runs per lease.
+_KEYWORDS: Final = {state: state.keyword for state in BindingState}
+
+
 def format_lease(lease: Lease) -> str:
     """A ``lease A.B.C.D { ... }`` block exactly as dhcpd 4.4 ``write_lease`` prints it.
 
@@ -209,10 +213,10 @@ def format_lease(lease: Lease) -> str:
         if stamp is not None and stamp > 0:
             parts.append(f"\n  {label} {format_time(stamp)}")
     state = lease.binding_state
-    parts.append(f"\n  binding state {state.keyword};")
+    parts.append(f"\n  binding state {_KEYWORDS[state]};")
     nxt = lease.next_binding_state
     if nxt is not None and nxt is not state:
-        parts.append(f"\n  next binding state {nxt.keyword};")
+        parts.append(f"\n  next binding state {_KEYWORDS[nxt]};")
     rewind = lease.rewind_binding_state
     if rewind is not None and rewind is not state:
         parts.append(f"\n  rewind binding state {rewind.keyword};")
@@ -223,7 +227,7 @@ def format_lease(lease: Lease) -> str:
     if lease.hardware is not None and 0 <= lease.hardware[0] <= 255:
         htype, chaddr = lease.hardware
         name = _HW_NAMES.get(htype) or f"unknown-{htype}"
-        octets = ":".join([f"{b:02x}" for b in chaddr[:_MAX_CHADDR]])
+        octets = chaddr[:_MAX_CHADDR].hex(":")
         parts.append(f"\n  hardware {name} {octets};")
     if lease.uid and len(lease.uid) <= MAX_DATA:
         parts.append(f"\n  uid {quote(lease.uid)};")
