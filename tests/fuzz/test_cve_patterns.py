@@ -197,10 +197,15 @@ def test_cve_2011_2749_crafted_bootp_packets(endpoint: tuple[DhcpEndpoint, _Port
         header + COOKIE + b"\x00" * 60,  # all PAD, no END
         b"\x02" + header[1:] + COOKIE + b"\xff",  # a BOOTREPLY sent to the server
     ]
+    # Ranges written in the subnet: dhcpd's implicit pool denies dynamic BOOTP clients, so
+    # "no dynamic bootp leases" for the requests, "not a BOOTREQUEST" for the reply; nothing
+    # else and nothing written.
+    plain = DhcpServer(
+        parse_text("subnet 192.0.2.0 netmask 255.255.255.0 { range 192.0.2.10 192.0.2.20; }")
+    )
+    endpoint[0].server = plain
     ingest(endpoint, *bootp)
     drops = endpoint[0].counters.drops
-    # The seed has no dynamic-bootp range: dhcpd's "no dynamic bootp leases" for the
-    # requests, "not a BOOTREQUEST" for the reply; nothing else and nothing written.
     assert drops == {"no dynamic bootp leases": 5, "not a BOOTREQUEST": 1}
     assert endpoint[0].journal.pending == 0
     # With a dynamic-bootp range the same packets are served.

@@ -79,7 +79,7 @@ def encode_fqdn(value: ClientFqdn) -> bytes:
     """Option 81 payload; the name is wire-encoded when ``FLAG_E`` is set."""
     head = bytes((value.flags & 0xFF, value.rcode1 & 0xFF, value.rcode2 & 0xFF))
     if not value.encoded:
-        text = value.name + ("." if value.qualified and value.name else "")
+        text = value.name + ("." if value.qualified else "")
         return head + text.encode("utf-8", "surrogateescape")
     if not value.name:
         return head + (b"\x00" if value.qualified else b"")
