@@ -59,6 +59,19 @@ def test_seeds_cover_the_failover_states_and_faults() -> None:
     assert torn >= 1
 
 
+def test_seed_configs_are_the_blog_posts_verbatim() -> None:
+    """The 'seed' variant is the repository's copy of the seed post's two configs."""
+    from pathlib import Path
+
+    from tandem.sim.configs import SEED_PRIMARY, SEED_SECONDARY
+
+    configs = Path(__file__).parent.parent / "configs"
+    for role, text in (("primary", SEED_PRIMARY), ("secondary", SEED_SECONDARY)):
+        lines = (configs / f"seed-{role}.conf").read_text().splitlines(keepends=True)
+        assert "".join(x for x in lines if not x.startswith("# ")) == text
+        assert VARIANTS[0].text(role) == text
+
+
 def test_runs_are_deterministic() -> None:
     a, b = run_seed(17), run_seed(17)
     assert a.world.events == b.world.events
@@ -112,6 +125,22 @@ def test_seed_941_clock_skew_freed_a_lease_early() -> None:
     ]
     assert run_seed(941, faults=shrunk).violation is None
     assert run_seed(941).violation is None
+
+
+def test_seed_2844_updreq_answer_waited_for_a_superseded_update() -> None:
+    """Core bug (fixed in FailoverEngine._on_bndupd): the secondary, partner-down while the
+    primary was crashed behind a partition, answered the restarted primary's UPDREQ, but one
+    of its updates lost a duel to the primary's and was dropped unacked; UPDDONE waited for
+    it forever and both stayed POTENTIAL-CONFLICT (invariant c). Shrunk schedule below."""
+    shrunk = [
+        Fault("cut", 526_523, 1_714_489),
+        Fault("crash", 1_121_687, 2_077_795, "primary", 2),
+        Fault("partner_down", 1_273_069, 1_273_069, "secondary"),
+    ]
+    out = run_seed(2844, faults=shrunk)
+    assert out.violation is None, out.violation
+    assert {"partner-down", "potential-conflict", "conflict-done"} <= out.world.visited
+    assert run_seed(2844).violation is None
 
 
 def test_clock_offsets_are_taken_out_of_replicated_lease_ends() -> None:

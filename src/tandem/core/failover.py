@@ -549,13 +549,23 @@ class FailoverEngine:
             )
         else:
             self._acks_pending.append(encode_bndack(time=now, xid=b.xid, address=b.address or 0))
+            if b.address is not None:
+                # A dueling update of ours that lost is dropped, never acked: it is settled
+                # too, or UPDDONE would never go (found by tandem.sim seed 2844: both
+                # servers stuck in POTENTIAL-CONFLICT waiting for it).
+                self._settled(b.address, now)
 
     def _on_bndack(self, b: Binding, now: int) -> None:
         settled = self.leases.process_ack(b, now)
-        if settled is None or self._answering is None:
+        if settled is not None:
+            self._settled(settled, now)
+
+    def _settled(self, address: int, now: int) -> None:
+        """``address`` has no update of ours outstanding: UPDDONE once none is left."""
+        if self._answering is None:
             return
         xid, left = self._answering
-        left.discard(settled)
+        left.discard(address)
         if not left:
             self._answering = None
             self._send(build_empty(M.UPDDONE, time=now, xid=xid))

@@ -54,6 +54,7 @@ __all__ = ["Conn", "Violation", "World"]
 S = 1000
 RECONNECT_MS = 5 * S
 WATCH_MS = 30 * S
+MAX_SKEW_MS = 30 * S
 _EXPIRED_OR_RELEASED = (BindingState.EXPIRED, BindingState.RELEASED)
 
 
@@ -112,6 +113,10 @@ class World:
         for f in faults:
             if f.kind == "clock":
                 offsets[f.node] = int(f.value)
+        # The peers' clocks differ by at most MAX_SKEW_MS (each may be off from the clients').
+        d = offsets["secondary"] - offsets["primary"]
+        if abs(d) > MAX_SKEW_MS:
+            offsets["secondary"] = offsets["primary"] + (MAX_SKEW_MS if d > 0 else -MAX_SKEW_MS)
         pcfg, scfg = configs(variant)
         self.primary = SimNode(self, "primary", pcfg, PRIMARY_IP, offsets["primary"])
         self.secondary = SimNode(self, "secondary", scfg, SECONDARY_IP, offsets["secondary"])
