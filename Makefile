@@ -26,6 +26,7 @@ demo: deps
 
 bench: deps
 	$(PY) bench/perf.py
+	$(PY) bench/failover_bench.py
 
 # Long fuzzing run: every atheris harness for FUZZ_SECONDS (default 600) each; exits non-zero
 # on a crash, with the input saved in fuzz/crashes/. atheris comes as a wheel only (no compiler).
