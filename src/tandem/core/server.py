@@ -495,22 +495,25 @@ class DhcpServer:
         if plan.always_broadcast:
             flags |= 0x8000
         inform = c.mtype == codes.DHCPINFORM
+        # Positional: the generated dataclass __init__ takes 0.7 µs with 15 keywords and
+        # 0.26 µs without. Order: op htype hlen hops xid secs flags ciaddr yiaddr siaddr
+        # giaddr chaddr sname file options.
         reply = Packet(
-            op=2,
-            htype=p.htype,
-            hlen=p.hlen,
-            hops=p.hops,
-            xid=p.xid,
-            secs=p.secs,
-            flags=flags,
-            ciaddr=p.ciaddr if msg_type != codes.DHCPOFFER else ZERO,
-            yiaddr=yiaddr,
-            siaddr=plan.siaddr,
-            giaddr=p.giaddr,
-            chaddr=_chaddr16(p.chaddr),
-            sname=plan.sname,
-            file=plan.file,
-            options=opts,
+            2,
+            p.htype,
+            p.hlen,
+            p.hops,
+            p.xid,
+            p.secs,
+            flags,
+            p.ciaddr if msg_type != codes.DHCPOFFER else ZERO,
+            yiaddr,
+            plan.siaddr,
+            p.giaddr,
+            _chaddr16(p.chaddr),
+            plan.sname,
+            plan.file,
+            opts,
         )
         ip, port, mac = destination(
             p,

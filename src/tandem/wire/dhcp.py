@@ -96,7 +96,10 @@ class _Address(IPv4Address):
         return text
 
     def __format__(self, fmt: str) -> str:
-        return self.__str__() if not fmt else super().__format__(fmt)
+        if fmt:
+            return super().__format__(fmt)
+        text = self._text
+        return text if text is not None else self.__str__()
 
     def __repr__(self) -> str:
         return f"IPv4Address('{self.__str__()}')"
