@@ -11,7 +11,10 @@ partition holds them back until it heals (they still arrive if both ends still e
 the sender gets a reset), a ``cut`` resets both ends at once, and no new connection is
 made during a partition. A crashed process's end is closed by its kernel (the peer sees
 it when the network lets the FIN through). Reconnection is tried every 5 s, as dhcpd does
-after a dropped link.
+after a dropped link. So failover messages are delayed, held back and cut off, but never
+duplicated or reordered (TCP does not do that; re-sent updates after a reconnect are the
+protocol's own duplicates). Each server's clock may be off by up to 30 s from the
+clients' (virtual) time, and the two by at most 30 s from each other.
 
 Invariants (checked while the run goes, the first violation ends it):
 
