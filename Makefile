@@ -36,8 +36,11 @@ fuzz: deps
 
 # Deterministic failover simulator, 10,000 seeds (tests run 300); a violation prints the
 # seed and a shrunk fault schedule: rerun it with  python -m tandem.sim --seed N -v
+# Then the crash soak: a real Tandem failover pair under perfdhcp load, kill -9 100 times;
+# every DHCPACK captured on the wire must be in its server's lease file (tests run 20 kills).
 soak: deps
 	$(PY) -m tandem.sim --seeds 10000 --jobs $$(nproc)
+	$(PY) bench/crash_soak.py --kills 100
 
 docs: deps
 	$(PY) scripts/render_tables.py
