@@ -170,6 +170,9 @@ class PairBench(Bench):
             )
             primary.leases_path.replace(seeds[0])
             secondary.leases_path.replace(seeds[1])
+        for node in (primary, secondary):
+            node.leases_path.unlink(missing_ok=True)
+            Path(str(node.leases_path) + "~").unlink(missing_ok=True)
             self.seeds[kind] = seeds
             res.seeded = True
         return res

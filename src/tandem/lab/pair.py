@@ -6,9 +6,10 @@ this module later. Everything here observes from the outside, the same way for b
 implementations where possible:
 
 * failover states: Tandem answers ``status`` on its control socket; dhcpd only logs its moves
-  ("failover peer NAME: I move from A to B", "... peer moves from A to B"), so its log is
-  followed incrementally (a secondary logs one line per binding update: megabytes at 60000
-  leases, too much to re-read on every poll);
+  ("failover peer NAME: I move from A to B", "... peer moves from A to B", "... Both servers
+  normal"; a restart that finds the peer NORMAL in its lease file logs no "peer moves" line).
+  The log is followed incrementally: a secondary logs one line per binding update, megabytes
+  at 60000 leases, too much to re-read on every poll;
 * pool counts: Tandem reports free/backup per pool; dhcpd logs the primary's counts after each
   balancing run ("balanced pool ... free F  backup B ..."), and what the secondary has really
   received shows up in its lease file, which is also followed incrementally.
@@ -29,7 +30,10 @@ from tandem.lab.servers import Server, run_dhcpd, run_tandem
 FAILOVER_NAME = "failover-example"
 PAIR_KINDS = ("tandem", "dhcpd")
 
-_MOVE_RE = re.compile(r"^failover peer (\S+): (I|peer) moves? from (\S+) to (\S+)\s*$", re.M)
+_MOVE_RE = re.compile(
+    r"^failover peer (\S+): (?:(I|peer) moves? from (\S+) to (\S+)|(Both servers normal))\s*$",
+    re.M,
+)
 _POOL_RE = re.compile(
     r"^(balanced|IMBALANCED) pool \S+ .*?total (\d+)\s+free (\d+)\s+backup (\d+)\s+lts (-?\d+)"
     r"\s+max-misbal (\d+)",
@@ -237,7 +241,11 @@ class PairNode:
         for m in _MOVE_RE.finditer(text):
             if m.group(1) != FAILOVER_NAME:
                 continue
-            if m.group(2) == "I":
+            if m.group(5):
+                # A restart from a lease file that recorded the peer as NORMAL logs no "peer
+                # moves" line, only this one: it is dhcpd's own verdict on both states.
+                mine = peer = "normal"
+            elif m.group(2) == "I":
                 mine = m.group(4)
             else:
                 peer = m.group(4)
