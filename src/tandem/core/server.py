@@ -47,7 +47,7 @@ from tandem.core.reply import (
 from tandem.core.scope import Classifier, HostIndex, Values, execute, permitted
 from tandem.core.topology import NetState, SubnetState, Topology
 from tandem.core.types import Outcome, Reply, RxMeta
-from tandem.wire.dhcp import Packet
+from tandem.wire.dhcp import Packet, ipv4
 
 _ACTIVE = BindingState.ACTIVE
 _FREE = BindingState.FREE
@@ -455,6 +455,7 @@ class DhcpServer:
                 if ifa.ip in subnet.network:
                     sid = ifa.ip
                     break
+        sid = ipv4(int(sid))  # interned: its packed form is computed once
         if len(self._sid_cache) > 1024:
             self._sid_cache.clear()
         self._sid_cache[key] = (addrs, subnet, sid)

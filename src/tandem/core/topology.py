@@ -27,10 +27,10 @@ class SubnetState:
     blocks: tuple[Block, ...]  # global + subnet chain
     static: Values | None  # the blocks' values when they have no conditionals
     authoritative: bool
+    netmask: bytes = b""  # option 1's value, packed once (every reply carries it)
 
-    @property
-    def netmask(self) -> bytes:
-        return self.network.netmask.packed
+    def __post_init__(self) -> None:
+        self.netmask = self.network.netmask.packed
 
 
 @dataclass(eq=False, slots=True)

@@ -53,7 +53,6 @@ RCVBUF = 8 * 1024 * 1024
 MALFORMED_LOG_INTERVAL = 1.0  # seconds between two "Dropped malformed" lines of one reason
 _PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr (header destination)
 _IPPROTO_IP = socket.IPPROTO_IP
-_BROADCAST = IPv4Address("255.255.255.255")
 
 log = logging.getLogger("tandem")
 
@@ -336,9 +335,7 @@ class DhcpEndpoint:
         try:
             if reply.dest_mac is not None:
                 self._send_raw(port, reply, payload)
-            elif reply.dest_ip == _BROADCAST:
-                port.sock.sendto(payload, ("255.255.255.255", reply.dest_port))
-            else:
+            else:  # str() of the core's (interned) addresses is cached, broadcast included
                 port.sock.sendto(payload, (str(reply.dest_ip), reply.dest_port))
         except OSError as exc:
             self.counters.drops[f"send-error-{exc.errno}"] += 1

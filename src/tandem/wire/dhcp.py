@@ -83,11 +83,19 @@ class _Address(IPv4Address):
     hashed like and usable wherever an ``IPv4Address`` is.
     """
 
-    __slots__ = ("_text",)
+    __slots__ = ("_packed", "_text")
 
     def __init__(self, address: int) -> None:
         super().__init__(address)
         self._text: str | None = None
+        self._packed: bytes | None = None
+
+    @property
+    def packed(self) -> bytes:
+        packed = self._packed
+        if packed is None:
+            packed = self._packed = super().packed
+        return packed
 
     def __str__(self) -> str:
         text = self._text
