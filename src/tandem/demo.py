@@ -4,6 +4,11 @@ Act 1 (standalone): the seed's subnet served by one Tandem to ISC dhclient, busy
 dhcpcd, each in its own namespace. The server is killed with SIGKILL ("one day your DHCP server
 just silently dies"), restarted on the same lease file, and every client keeps its address.
 
+Act 2 (the seed's story): two Tandems with the blog post's primary and secondary configurations,
+verbatim, reach NORMAL; a client gets a lease from the primary and the secondary learns it; the
+primary dies; the secondary keeps the client and serves a new one from its BACKUP leases; the
+primary returns and the pair is NORMAL again with both lease files in agreement.
+
 Everything runs inside namespaces this program creates and removes (tandem.lab); nothing is sent
 anywhere else. Needs root and the Debian packages that ``scripts/install-deps.sh`` installs.
 """
@@ -20,8 +25,16 @@ from collections.abc import Callable
 from tandem.lab import Dhclient, Dhcpcd, Lab, LabError, Udhcpc, run_tandem
 from tandem.lab.clients import Client, ClientEvent
 from tandem.lab.netns import require_root_and_tools
-from tandem.lab.scenarios import SEED_SUBNET, SERVER_ADDR
+from tandem.lab.pair import LogFollower, PairNode, tandem_pool
+from tandem.lab.scenarios import (
+    SECONDARY_ADDR,
+    SEED_PRIMARY_PATH,
+    SEED_SECONDARY_PATH,
+    SEED_SUBNET,
+    SERVER_ADDR,
+)
 from tandem.lab.servers import Server
+from tandem.store.leasefile import parse_leases
 
 
 class Timeline:
@@ -145,6 +158,145 @@ def act_standalone(tl: Timeline) -> None:
             raise LabError("a client lost its address across the restart")
 
 
+class PairStory:
+    """Two Tandems of the seed's pair, and what they log about failover, as it happens."""
+
+    def __init__(self, tl: Timeline, primary: PairNode, secondary: PairNode) -> None:
+        self.tl = tl
+        self.nodes = {"primary": primary, "secondary": secondary}
+        self.follow: dict[str, LogFollower] = {}
+
+    def start(self, role: str) -> None:
+        node = self.nodes[role]
+        node.start(ready_timeout=30)
+        assert node.server is not None
+        self.follow[role] = LogFollower(node.server.proc.log_path)
+        self.tl.say(f"{role} ({node.host.name}) started")
+
+    def echo(self) -> None:
+        """Print the failover lines each server logged since the last call."""
+        for role, follower in self.follow.items():
+            for line in follower.poll().splitlines():
+                if "failover peer" in line or "balanc" in line:
+                    self.tl.say(f"  {role:9} | {line}")
+
+    def state(self, role: str) -> tuple[str | None, str | None]:
+        info = self.nodes[role].tandem_status()
+        if info is None:
+            return None, None
+        return str(info.get("my_state")), str(info.get("partner_state"))
+
+    def wait(self, role: str, mine: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.state(role)[0] != mine:
+            self.echo()
+            if time.monotonic() > deadline:
+                raise LabError(f"{role} not {mine} after {timeout} s (now {self.state(role)})")
+            time.sleep(0.1)
+        self.echo()
+
+    def bindings(self, role: str) -> dict[str, tuple[str, str | None]]:
+        path = self.nodes[role].leases_path
+        contents = parse_leases(path.read_text(encoding="latin-1"), str(path))
+        return {
+            str(a): (
+                lease.binding_state.keyword,
+                lease.hardware[1].hex(":") if lease.hardware is not None else None,
+            )
+            for a, lease in contents.leases.items()
+        }
+
+
+def act_failover(tl: Timeline) -> None:
+    """Act 2: the seed blog post's pair, verbatim, through a primary crash and back."""
+    primary_conf = SEED_PRIMARY_PATH.read_text(encoding="utf-8")
+    secondary_conf = SEED_SECONDARY_PATH.read_text(encoding="utf-8")
+    tl.section("Act 2: the seed's failover pair, both configurations verbatim")
+    with Lab() as lab:
+        h1 = lab.add_host("srv1", SERVER_ADDR)
+        h2 = lab.add_host("srv2", SECONDARY_ADDR)
+        tl.say(f"srv1 {SERVER_ADDR} (primary, port 519), srv2 {SECONDARY_ADDR} (secondary, 520)")
+        tl.quote(primary_conf.rstrip().splitlines()[2:15])
+        story = PairStory(
+            tl,
+            PairNode("tandem", "primary", h1, primary_conf, h1.workdir / "tandem.leases"),
+            PairNode("tandem", "secondary", h2, secondary_conf, h2.workdir / "tandem.leases"),
+        )
+        story.start("secondary")
+        story.start("primary")
+        story.wait("primary", "normal")
+        story.wait("secondary", "normal")
+        deadline = time.monotonic() + 15
+        while True:
+            pool = tandem_pool(story.nodes["secondary"].tandem_status())
+            if pool is not None and pool.within() and pool.backup > 0:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"the pool never balanced: {pool}")
+            time.sleep(0.1)
+        story.echo()
+        tl.say(
+            f"pool balanced (the secondary's view): {pool.free} FREE leases for the primary, "
+            f"{pool.backup} BACKUP leases for the secondary"
+        )
+
+        cli1 = Dhclient(lab.add_host("esp32"))
+        cli1.start()
+        ev1 = cli1.wait_lease(30)
+        tl.say(
+            f"esp32 ({cli1.mac()}) got {ev1.address} from {ev1.server_id}, lease "
+            f"{ev1.lease_time}s (MCLT-bound until the secondary acknowledges)"
+        )
+        deadline = time.monotonic() + 15
+        while story.bindings("secondary").get(str(ev1.address), ("", None))[1] != cli1.mac():
+            if time.monotonic() > deadline:
+                raise LabError("the secondary never learnt the binding")
+            time.sleep(0.1)
+        tl.say(f"the secondary's lease file holds {ev1.address} -> {cli1.mac()} (BNDUPD/BNDACK)")
+
+        tl.section("The primary dies (kill -9)")
+        story.nodes["primary"].server.stop(signal.SIGKILL)  # type: ignore[union-attr]
+        tl.say("primary killed with SIGKILL")
+        story.wait("secondary", "communications-interrupted", 20)
+        backup = {a for a, (state, _) in story.bindings("secondary").items() if state == "backup"}
+
+        cli1.stop()
+        before = cli1.event_count()
+        cli1.start()  # INIT-REBOOT
+        again = cli1.wait_lease(40, after=before)
+        tl.say(
+            f"esp32 rebooted: {again.address} from {again.server_id} (kept: "
+            f"{again.address == ev1.address})"
+        )
+        cli2 = Udhcpc(lab.add_host("plc"))
+        cli2.start()
+        ev2 = cli2.wait_lease(40)
+        tl.say(
+            f"new client plc ({cli2.mac()}) got {ev2.address} from {ev2.server_id}, lease "
+            f"{ev2.lease_time}s, one of the secondary's BACKUP leases: {ev2.address in backup}"
+        )
+
+        tl.section("The primary returns on its old lease file")
+        story.start("primary")
+        story.wait("primary", "normal")
+        story.wait("secondary", "normal")
+        deadline = time.monotonic() + 20
+        while True:
+            p, s = story.bindings("primary"), story.bindings("secondary")
+            pa = {a: m for a, (st, m) in p.items() if st == "active"}
+            sa = {a: m for a, (st, m) in s.items() if st == "active"}
+            if pa == sa and str(ev2.address) in pa:
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"lease files disagree: primary {pa} secondary {sa}")
+            time.sleep(0.2)
+        story.echo()
+        tl.say(f"both lease files agree on every active binding: {sorted(pa.items())}")
+        ok = again.address == ev1.address and ev2.address in backup
+        if not ok:
+            raise LabError("the story did not go as the seed promises")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tandem.demo", description=__doc__)
     parser.parse_args(argv)
@@ -156,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     tl = Timeline()
     try:
         act_standalone(tl)
+        act_failover(tl)
     except LabError as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.lab
 
 
-def test_demo_runs_and_every_client_keeps_its_address() -> None:
+def test_demo_tells_both_acts() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tandem.demo"],
         capture_output=True,
@@ -25,3 +25,9 @@ def test_demo_runs_and_every_client_keeps_its_address() -> None:
     assert "3 of 3 clients kept their address across the crash" in out
     assert "dhcpd -T, on the lease file Tandem left behind: accepted" in out
     assert "DHCPACK on 192.0.2." in out
+    # Act 2: the seed's pair, verbatim, through a primary crash.
+    assert "failover peer failover-example: Both servers normal" in out
+    assert "I move from normal to communications-interrupted" in out
+    assert "esp32 rebooted: 192.0.2." in out and "(kept: True)" in out
+    assert "one of the secondary's BACKUP leases: True" in out
+    assert "both lease files agree on every active binding" in out

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tandem.lab.clients import Dhclient, Dhcpcd, Udhcpc
 from tandem.lab.netns import Lab, LabError
-from tandem.lab.servers import run_dhcpd
+from tandem.lab.servers import repo_root, run_dhcpd
 
 #: The seed's subnet declaration, failover line left out of the pool.
 SEED_SUBNET = """\
@@ -31,6 +31,13 @@ subnet 192.0.2.0 netmask 255.255.255.0 {
         }
 }
 """
+
+#: The seed's two complete configurations (failover block + subnet), verbatim, as committed in
+#: the config corpus that `dhcpd -t` and `tandem -t` are both run on.
+SEED_PRIMARY_PATH = repo_root() / "tests" / "configs" / "seed-primary.conf"
+SEED_SECONDARY_PATH = repo_root() / "tests" / "configs" / "seed-secondary.conf"
+SEED_FAILOVER_NAME = "failover-example"
+SECONDARY_ADDR = "192.0.2.2/24"
 
 SERVER_ADDR = "192.0.2.1/24"
 POOL_FIRST = "192.0.2.100"
