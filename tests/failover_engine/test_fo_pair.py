@@ -68,6 +68,9 @@ def test_seed_configs_reach_normal_and_balance() -> None:
     assert "failover peer failover-example: I move from recover to startup" in plog
     assert "failover peer failover-example: I move from recover-done to normal" in plog
     assert "failover peer failover-example: Both servers normal" in plog
+    # dhcpd says it once per arrival in NORMAL
+    for log in (plog, slog):
+        assert log.count("failover peer failover-example: Both servers normal") == 1
     assert "failover peer failover-example: peer moves from recover-done to normal" in slog
     assert any(
         line.startswith("balancing pool 1 192.0.2.0  total 101  free 101  backup 0  lts 50")

@@ -179,7 +179,7 @@ class FailoverEngine:
         self._acks_ready.clear()
         self._answering = None
         if was_up:
-            self._log.append(f"failover peer {self.name}: disconnected")
+            self._log.append(f"peer {self.name}: disconnected")  # dhcpd's words
             self._run(self.machine.on_input(Input.LINK_DOWN, now), now)
 
     def receive_data(self, data: bytes, now: int) -> None:
@@ -241,8 +241,10 @@ class FailoverEngine:
                     self._fail("link startup timeout (no CONNECT/CONNECTACK within 15 s)")
             elif self._link == "up":
                 if now >= self._last_rx + self.cfg.max_response_delay:
-                    self._log.append(f"timeout waiting for failover peer {self.name}")
-                    self._fail("timeout waiting for failover peer")
+                    self._fail(
+                        "timeout waiting for failover peer",
+                        line=f"timeout waiting for failover peer {self.name}",  # dhcpd's words
+                    )
                 elif self.partner_receive_timer and now >= self._last_tx + max(
                     1, self.partner_receive_timer // 3
                 ):
@@ -381,10 +383,10 @@ class FailoverEngine:
                 leases.inflight.pop(int(lease.address), None)
                 self._log.append(f"failover peer {self.name}: cannot send {lease.address}: {exc}")
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, *, line: str | None = None) -> None:
         if self._close is None:
             self._close = reason
-            self._log.append(f"failover peer {self.name}: {reason}")
+            self._log.append(line or f"failover peer {self.name}: {reason}")
 
     # --- internals: receiving ---------------------------------------------------------------
 
@@ -521,7 +523,10 @@ class FailoverEngine:
                 f"failover peer {self.name}: peer moves from {_state_name(previous)} "
                 f"to {_state_name(value)}"
             )
-            if m.state is S.NORMAL and value == S.NORMAL:
+            # When we move to NORMAL ourselves, _run says "Both servers normal" after the move
+            # line, as dhcpd does; say it here only when we were NORMAL already.
+            we_move = any(new is S.NORMAL for _old, new in moves)
+            if m.state is S.NORMAL and value == S.NORMAL and not we_move:
                 self._log.append(f"failover peer {self.name}: Both servers normal")
         self._run(actions, now, moves)
 
