@@ -30,6 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -115,6 +117,7 @@ class PairBench(Bench):
         self.seed_dir = lab.workdir / "seeds"
         self.seed_dir.mkdir(exist_ok=True)
         self.pair_seq = 0
+        self.shares: dict[str, list[float]] = {}  # row -> the secondary's share of the ACKs
 
     def nodes(self, kind: str, split: int, tag: str) -> tuple[PairNode, PairNode]:
         primary_conf = _conf("failover-perf-primary.conf")
@@ -234,8 +237,11 @@ class PairBench(Bench):
 
     # --- step 2 -------------------------------------------------------------------------
 
-    def start_pair(self, kind: str, split: int) -> tuple[PairNode, PairNode]:
-        """Both peers from copies of the seeds, NORMAL and quiet; LabError otherwise."""
+    def start_pair(self, kind: str, split: int) -> tuple[PairNode, PairNode, float]:
+        """Both peers from copies of the seeds, NORMAL and quiet; LabError otherwise.
+
+        Also returns the seconds from starting the secondary until both were NORMAL.
+        """
         seeds = self.seeds.get(kind)
         if seeds is None:
             raise LabError(f"no balanced seed lease files for the {kind} pair")
@@ -243,6 +249,7 @@ class PairBench(Bench):
         primary, secondary = self.nodes(kind, split, f"t{self.pair_seq}")
         for node, seed in zip((primary, secondary), seeds, strict=True):
             node.leases_path.write_bytes(seed.read_bytes())
+        t0 = time.monotonic()
         try:
             secondary.start()
             primary.start()
@@ -262,11 +269,12 @@ class PairBench(Bench):
                         f"{snap.secondary_state})"
                     )
                 time.sleep(0.1)
+            took = time.monotonic() - t0
             time.sleep(1.0)  # the pool check after NORMAL, before the load
         except BaseException:
             self.stop_pair(primary, secondary)
             raise
-        return primary, secondary
+        return primary, secondary, took
 
     def stop_pair(self, primary: PairNode, secondary: PairNode) -> None:
         for node in (primary, secondary):
@@ -282,7 +290,7 @@ class PairBench(Bench):
             return super().trial(kind, rate)
         impl, split = row
         secs = min(self.args.seconds, EXCHANGE_CAP / rate)
-        primary, secondary = self.start_pair(impl, split)
+        primary, secondary, took = self.start_pair(impl, split)
         try:
             before = cpu_seconds(primary.pid) + cpu_seconds(secondary.pid)
             res = run_perfdhcp(self.perf, rate, secs, cpu=self.cpu_perf)
@@ -290,23 +298,36 @@ class PairBench(Bench):
             for node in (primary, secondary):
                 if not node.running():
                     raise LabError(f"{impl} {node.role} died during the trial: {node.log_tail()}")
+            # Both implementations log "DHCPACK on A to M via I": who really answered.
+            acks = [_count_acks(node) for node in (primary, secondary)]
         finally:
             self.stop_pair(primary, secondary)
         cpu_ms = 1000.0 * used / res.acks if res.acks else None
         t = Trial(rate, res.seconds, res.acks_per_s, res.lost_pct, cpu_ms, res.exit_code)
         cpu_txt = f"{cpu_ms:.3f} ms/lease (both)" if cpu_ms is not None else "-"
+        share = 100.0 * acks[1] / sum(acks) if sum(acks) else 0.0
+        self.shares.setdefault(kind, []).append(share)
         print(
             f"  {kind:15} rate {rate:6}/s for {res.seconds:4.0f} s: {t.acks_per_s:9.1f} ACK/s, "
-            f"lost {t.lost_pct:6.2f} %, {cpu_txt} [{'ok' if t.ok else 'LOSS'}]",
+            f"lost {t.lost_pct:6.2f} %, {cpu_txt} [{'ok' if t.ok else 'LOSS'}] "
+            f"(secondary sent {share:.0f} % of the ACKs; restart to NORMAL {took:.1f} s)",
             flush=True,
         )
         return t
 
 
+def _count_acks(node: PairNode) -> int:
+    if node.server is None:
+        return 0
+    return len(re.findall(r"^DHCPACK on ", node.server.log(), re.M))
+
+
 # --- the table ---------------------------------------------------------------------------
 
 
-def print_table(startups: dict[str, Startup], verdicts: dict[str, Verdict]) -> None:
+def print_table(
+    startups: dict[str, Startup], verdicts: dict[str, Verdict], shares: dict[str, list[float]]
+) -> None:
     print()
     print(
         f"Failover pairs vs standalone Tandem. Pool {POOL_SIZE} addresses "
@@ -339,6 +360,11 @@ def print_table(startups: dict[str, Startup], verdicts: dict[str, Verdict]) -> N
             f"{_fmt(st.secondary_within_s, '.1f')} s, all moves on the secondary "
             f"{_fmt(st.balanced_s, '.1f')} s; final primary {st.primary_pool}, secondary "
             f"{st.secondary_pool}" + (f"; {st.error}" if st.error else "")
+        )
+    for key, vals in shares.items():
+        print(
+            f"{LABELS[key]}: the secondary sent {statistics.median(vals):.0f} % of the ACKs "
+            f"(median of {len(vals)} trials; split 256 should be 0, split 128 about 50)"
         )
     alone = verdicts.get("tandem")
     for split in (256, 128):
@@ -417,11 +443,12 @@ def main(argv: list[str] | None = None) -> int:
             except LabError as exc:
                 verdicts[key] = Verdict(key, error=f"failed: {_first_line(exc)}"[:160])
                 print(f"  {key} FAILED: {exc}", flush=True)
-    print_table(startups, verdicts)
+    print_table(startups, verdicts, bench.shares)
     if args.json is not None:
         out = {
             "startups": {k: asdict(v) for k, v in startups.items()},
             "verdicts": {k: asdict(v) for k, v in verdicts.items()},
+            "secondary_ack_share_pct": bench.shares,
             "loss_limit_pct": LOSS_LIMIT,
         }
         args.json.write_text(json.dumps(out, indent=2, default=str) + "\n")

@@ -43,11 +43,16 @@ _LEASE_RE = re.compile(r"^lease (\S+) \{\n(.*?)^\}", re.M | re.S)
 _BINDING_RE = re.compile(r"^\s*binding state (\S+);", re.M)
 
 
+_SPLIT_RE = re.compile(r"^(\s*)split \d+;", re.M)
+
+
 def set_split(conf: str, split: int) -> str:
-    """The primary's config with another ``split``; LabError if it has no "split 256;" line."""
-    if "split 256;" not in conf:
-        raise LabError("config has no 'split 256;' line")
-    return conf.replace("split 256;", f"split {split};", 1)
+    """The primary's config with another ``split`` statement (the first one that starts a line,
+    so a comment that mentions it is left alone); LabError if there is none."""
+    new, n = _SPLIT_RE.subn(lambda m: f"{m.group(1)}split {split};", conf, count=1)
+    if n != 1:
+        raise LabError("config has no 'split N;' statement")
+    return new
 
 
 def misbalance_threshold(total: int, percent: int = 15) -> int:
