@@ -77,7 +77,7 @@ def _commit(srv: DhcpServer, c: Client, cand: Candidate, vals: Values, out: Outc
         lease.hardware = c.hw
         lease.uid = c.uid
         return lease
-    if c.mtype == codes.DHCPREQUEST and vals.flag("one-lease-per-client", False):
+    if c.mtype == codes.DHCPREQUEST and srv.plan(vals).one_lease_per_client:
         _release_others(srv, c, cand.address, vals, out)
     lease = db.materialize(cand.address)
     db.drop_hold(cand.address)

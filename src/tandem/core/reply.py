@@ -228,6 +228,7 @@ class ReplyPlan:
     prl: bytes | None  # option 55 set in the configuration (overrides the client's)
     shared: bool
     admits_all: bool  # unknown-clients, bootp and booting all allowed (dhcpd's defaults)
+    one_lease_per_client: bool
     memo: dict[MemoKey, dict[int, bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -255,6 +256,7 @@ class ReplyPlan:
             prl=vals.options.get(("dhcp", codes.PARAMETER_REQUEST_LIST)),
             shared=vals.shared,
             admits_all=all(vals.flag(name, True) for name in _ADMISSION),
+            one_lease_per_client=vals.flag("one-lease-per-client", False),
         )
 
     def lease_time(self, requested: bytes | None) -> int:
@@ -273,13 +275,16 @@ class ReplyPlan:
 def plan_for(
     vals: Values, spaces: dict[str, SpaceInfo], encapsulations: dict[int, str]
 ) -> ReplyPlan:
-    """The reply plan of ``vals`` (kept on shared values, built afresh otherwise)."""
+    """The reply plan of ``vals``, built on first use and kept on it.
+
+    Safe because nothing changes a ``Values`` once the server hands it out: shared ones are
+    read-only by contract and a per-packet one is complete when ``DhcpServer.values``
+    returns it (``Values.copy`` does not carry the plan over).
+    """
     plan = vals.plan
     if isinstance(plan, ReplyPlan):
         return plan
-    plan = ReplyPlan.build(vals, spaces, encapsulations)
-    if vals.shared:
-        vals.plan = plan
+    plan = vals.plan = ReplyPlan.build(vals, spaces, encapsulations)
     return plan
 
 

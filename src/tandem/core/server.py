@@ -263,6 +263,10 @@ class DhcpServer:
 
     def values(self, c: Client, subnet: SubnetState, pool: PoolState | None) -> Values:
         """Parameters and options for a reply: global, subnet, pool, classes, host."""
+        if not c.classes and c.host is None:
+            base = self.topo.values_for(subnet, pool)
+            if base is not None:
+                return base  # shared, read-only (the common case: no classes, no host)
         extra: list[Block] = []
         for _, blocks in reversed(c.classes):
             extra.extend(blocks)

@@ -126,8 +126,10 @@ class Topology:
     def values_for(self, subnet: SubnetState, pool: PoolState | None) -> Values | None:
         """Precomputed values for global + subnet (+ pool) when static, else None."""
         key = (id(subnet), id(pool))
-        if key in self._values_cache:
+        try:
             return self._values_cache[key]
+        except KeyError:
+            pass  # first packet for this subnet and pool
         blocks = self.blocks_for(subnet, pool)
         vals = execute(blocks, Values(shared=True), None) if is_static(blocks) else None
         self._values_cache[key] = vals
