@@ -186,6 +186,9 @@ def test_twenty_kills_under_load_lose_no_acked_lease(lab: Lab) -> None:
     opts = SoakOptions(kills=20, seed=20, rate=400, clients=12000, pool=24000)
     result = run_soak(opts, lab)
     print(result.summary())
+    if result.verdict.findings:
+        lab.keep_workdir = True  # post-kill lease files, capture and logs for the post-mortem
+        print(f"work directory kept: {lab.workdir}")
     v = result.verdict
     assert result.kills == {"primary": 10, "secondary": 10}
     # Both servers answered, in most of their lives (a run lasts 3-5 s under ~400/s).
