@@ -183,7 +183,7 @@ def test_parse_acks() -> None:
 @pytest.mark.timeout(420)
 @pytest.mark.usefixtures("lab_prerequisites")
 def test_twenty_kills_under_load_lose_no_acked_lease(lab: Lab) -> None:
-    opts = SoakOptions(kills=20, seed=20, rate=400, clients=12000, pool=24000)
+    opts = SoakOptions(kills=20, seed=20, rate=400, clients=10000, pool=20000)
     result = run_soak(opts, lab)
     print(result.summary())
     if result.verdict.findings:
