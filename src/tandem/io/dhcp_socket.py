@@ -115,6 +115,7 @@ class DhcpEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sync_worker = ThreadPoolExecutor(1, thread_name_prefix="tandem-fsync")
         self._syncing = False
+        self._running = False  # a durable group's actions are being run
         self._waiting: list[Callable[[], None]] = []  # run once what precedes is durable
         self._drop_logged: dict[str, float] = {}  # reason -> monotonic time of its last line
         # Log lines of the batches handled since the last write: written once per completed
@@ -265,13 +266,16 @@ class DhcpEndpoint:
 
     def flush(self) -> None:
         """Start syncing what is pending, or run the waiting actions if nothing is."""
-        if self._syncing:
-            return  # the completion of the sync in flight calls us again
+        if self._syncing or self._running:
+            # The sync in flight, or the group being run, calls us again when done: an
+            # action queued by an action must not overtake the rest of that group.
+            return
         chunk = self.journal.detach()
         group, self._waiting = self._waiting, []
         if chunk is None:
-            for action in group:
-                action()
+            self._run_group(group)
+            if self._waiting or self.journal.pending:
+                self.flush()
             return
         loop = self._loop
         if loop is None:  # not started (tests, shutdown): commit inline
@@ -296,8 +300,9 @@ class DhcpEndpoint:
         self.journal.detach()
         group, self._waiting = self._waiting, []
         self.journal.rewrite(self.server.leases())
-        for action in group:
-            action()
+        self._run_group(group)
+        if self._waiting or self.journal.pending:
+            self.flush()
         return True
 
     @property
@@ -318,8 +323,7 @@ class DhcpEndpoint:
         self._syncing = False
         if error is None:
             self.counters.commits += 1
-            for action in group:
-                action()
+            self._run_group(group)
         else:
             # Nothing in this chunk may be called durable: its replies are not sent (clients
             # retry), and the records go back in front of the queue for the next attempt.
@@ -329,6 +333,15 @@ class DhcpEndpoint:
         if self._waiting or self.journal.pending:
             self.flush()
         self._emit_lines()
+
+    def _run_group(self, group: list[Callable[[], None]]) -> None:
+        """Run, in order, actions whose records are durable (``flush`` defers re-entry)."""
+        self._running = True
+        try:
+            for action in group:
+                action()
+        finally:
+            self._running = False
 
     def _send(self, port: _Port, reply: Reply, max_size: int) -> None:
         payload = dhcp.encode(reply.packet, max_size=max_size)
