@@ -268,3 +268,54 @@ def test_primary_in_normal_refuses_expiry_of_its_active_lease_and_xid_mismatch()
     (rej,) = _acks(p)
     assert rej.reject_reason == RejectReason.FATAL_CONFLICT
     assert p.lease(addr).binding_state is B.ACTIVE  # type: ignore[union-attr]
+
+
+def _expired(xid: int, addr: str, ends: int, now: int) -> bytes:
+    return encode_bndupd(time=now, xid=xid, address=int(IPv4Address(addr)), status=3, uid=None,
+                         chaddr=b"\x01" + mac(7), ends=ends, potential=ends, stos=ends,
+                         cltt=T0, flags=0)  # fmt: skip
+
+
+def test_stale_expired_gets_no_fudge_and_our_binding_goes_back() -> None:
+    """tandem.sim seed 5152: outside NORMAL, ISC believes EXPIRED once ends - 65 <= now.
+    That allowance is for the peer's clock judging the *same* end; an EXPIRED naming an
+    earlier end than ours (the peer missed a renewal) is refused until our end has passed,
+    and our binding is sent again so the peer learns the later end."""
+    node = connected_secondary()
+    eng = node.engine
+    assert node.state() != "normal"
+    addr = "192.0.2.150"
+    eng.receive_data(_bndupd(13, addr, 2), T0)  # ACTIVE until T0 + 600
+    eng.take_writes()
+    assert [a.reject_reason for a in _acks(node)] == [None]
+    now = T0 + 560  # 40 s before the end: inside ISC's 65 s
+    eng.receive_data(_expired(14, addr, T0 + 300, now), now)
+    writes, _ = eng.take_writes()
+    out = messages(eng.data_to_send())
+    (rej,) = [m for m in out if m.type == MessageType.BNDACK]
+    assert rej.reject_reason == RejectReason.FATAL_CONFLICT
+    assert node.lease(addr).binding_state is B.ACTIVE  # type: ignore[union-attr]
+    (again,) = [m for m in out if m.type == MessageType.BNDUPD]
+    assert again.binding_status == 2 and again.lease_expiration == T0 + 600
+    assert [str(x.address) for x in writes] == [addr]
+    # The same end 40 s early is still believed (ISC's allowance for the peer's clock).
+    eng.receive_data(_bndack_for(again), now)
+    eng.receive_data(_expired(15, addr, T0 + 600, now), now)
+    eng.take_writes()
+    (ok,) = _acks(node)
+    assert ok.reject_reason is None
+    assert node.lease(addr).binding_state is B.FREE  # type: ignore[union-attr]
+    # A stale EXPIRED is believed once our own end has passed.
+    eng.receive_data(_bndupd(16, addr, 2), now)
+    eng.take_writes()
+    _acks(node)
+    eng.receive_data(_expired(17, addr, T0 + 300, T0 + 600), T0 + 600)
+    eng.take_writes()
+    (late,) = _acks(node)
+    assert late.reject_reason is None
+
+
+def _bndack_for(upd: Message) -> bytes:
+    assert upd.assigned_address is not None
+    opts = {OptionCode.ASSIGNED_IP_ADDRESS: upd.assigned_address}
+    return encode_message(Message(MessageType.BNDACK, upd.time, upd.xid, opts))

@@ -282,3 +282,35 @@ def test_pool_balancing_counts_after_use() -> None:
         (pool,) = node.engine.status()["pools"]  # type: ignore[misc]
         assert (pool["free"], pool["backup"]) == (30, 31)
     assert_agree(p, s)
+
+
+def test_crossing_renewals_keep_the_later_end_on_both() -> None:
+    """tandem.sim seed 5587: both servers ACK the same client's renewal in the same second
+    and their BNDUPDs cross. ISC's duel (same cltt: the primary wins) would make both keep
+    the primary's shorter end, though the client may have taken the secondary's longer
+    ACK last; the end a server told a client is never shortened, so both keep the later."""
+    short = PRIMARY_CONF.replace(
+        "option routers", "default-lease-time 7200;\n        option routers"
+    )
+    p, s, pair = fresh_pair(primary=short)
+    pair.connect()
+    _, ack = dora(p, mac(1), pair.now)
+    assert ack is not None and ack.reply is not None
+    addr = str(ack.reply.packet.yiaddr)
+    pair.pump()
+    pair.advance(1800)
+    t = pair.now
+    mine = p.handle(packet(3, mac(1), xid=3, ciaddr=addr), t)
+    theirs = s.handle(packet(3, mac(1), xid=3, ciaddr=addr, secs=10), t)  # past lb max secs
+    assert lease_time(mine) == 7200 and lease_time(theirs) > 7200
+    longer = t + lease_time(theirs)
+    assert s.lease(addr).ends == longer  # type: ignore[union-attr]
+    pair.pump()  # the two ACTIVE updates cross (same cltt)
+    for node in (p, s):
+        held = node.lease(addr)
+        assert held is not None and held.binding_state is B.ACTIVE
+        assert held.ends == longer and held.hardware == (1, mac(1))
+    assert p.engine.status()["unsynced_leases"] == s.engine.status()["unsynced_leases"] == 0
+    pair.advance(7200 + 60)  # past the primary's own end: still bound on both
+    assert p.lease(addr).binding_state is s.lease(addr).binding_state is B.ACTIVE  # type: ignore[union-attr]
+    assert_agree(p, s)

@@ -11,9 +11,13 @@ from hypothesis import strategies as st
 
 from tandem.core.failover_codec import Binding, decode_binding, encode_bndack, encode_bndupd
 from tandem.core.failover_rules import (
+    END_SLACK,
+    expiry_believed,
     incoming_wins,
+    later_end,
     may_take_peers,
     mclt_lease_time,
+    stale_end,
     transition_ok,
 )
 from tandem.core.lease import BindingState
@@ -99,6 +103,33 @@ def test_expiry_fudge_is_65_seconds() -> None:
     assert ok and not late
     # A missing potential-expiration counts as 0 (already past).
     assert transition_ok("secondary", True, AC, F, ends=None, potential=None, now=NOW)
+
+
+def test_expiry_fudge_only_for_the_same_end() -> None:
+    """The 65 s allow for the peer's clock on the end both know; an EXPIRED naming an
+    earlier end (the peer missed a renewal) is believed only once our end has passed
+    (tandem.sim seed 5152). An infinite lease (ISC: MAX_TIME) never expires this way."""
+    end = NOW + 40
+    assert expiry_believed(end, end, NOW)  # same end, 40 s early: ISC's allowance
+    assert expiry_believed(end, end - END_SLACK, NOW)  # rounding of clock offsets
+    assert expiry_believed(end, None, NOW)  # no lease-expiration-time: ISC's rule
+    assert not expiry_believed(end, end - END_SLACK - 1, NOW)
+    assert not expiry_believed(end, NOW - 300, NOW)
+    assert expiry_believed(end, NOW - 300, end)
+    assert not expiry_believed(end, end, NOW - 26)  # beyond the 65 s
+    assert not expiry_believed(None, NOW, NOW + 10**6)
+    assert stale_end(None, NOW) and not stale_end(NOW, None) and not stale_end(NOW, NOW + 1)
+    for normal in (True, False):
+        stale = transition_ok("secondary", normal, AC, EX, ends=end, potential=None, now=NOW,
+                              peer_ends=NOW - 300)  # fmt: skip
+        same = transition_ok("secondary", normal, AC, EX, ends=end, potential=None, now=NOW,
+                             peer_ends=end)  # fmt: skip
+        assert (stale, same) == (False, True)
+
+
+def test_later_end() -> None:
+    assert later_end(NOW + 1, NOW) and not later_end(NOW, NOW) and not later_end(NOW, NOW + 1)
+    assert later_end(None, NOW) and not later_end(NOW, None) and not later_end(None, None)
 
 
 @pytest.mark.parametrize(

@@ -143,26 +143,30 @@ def test_seed_2844_updreq_answer_waited_for_a_superseded_update() -> None:
     assert run_seed(2844).violation is None
 
 
-@pytest.mark.xfail(strict=True, reason="open: ISC's 65 s EXPIRED fudge frees a held lease")
-def test_seed_5152_early_expired_from_restarted_peer_frees_a_held_lease() -> None:
-    """OPEN (soak): both crashed; the secondary restarted with a stale lease, expired it in
-    STARTUP and sent EXPIRED; the primary, still COMMUNICATIONS-INTERRUPTED, accepted it
-    under ISC's rule (ends - 65 <= now) 23 s before the end it had given client5, stored
-    FREE and gave the address to client6 (invariant a). Shrunk: the plan minus peer_delay."""
+def test_seed_5152_stale_expired_from_restarted_peer_cannot_free_a_held_lease() -> None:
+    """Core bug (fixed in failover_rules.expiry_believed): both crashed; the secondary
+    restarted with a stale lease, expired it in STARTUP and sent EXPIRED (ends 3358 s); the
+    primary, still COMMUNICATIONS-INTERRUPTED, accepted it under ISC's rule (ends - 65 <=
+    now) 23 s before the end it had given client5 (3628 s), stored FREE and gave the address
+    to client6 (invariant a). Now an EXPIRED naming an earlier end than ours gets no fudge;
+    it is refused and the primary re-sends its binding. Shrunk: the plan minus peer_delay."""
     shrunk = [f for f in plan(5152, 3600)[1] if f.kind != "peer_delay"]
     out = run_seed(5152, faults=shrunk)
     assert out.violation is None, out.violation
+    assert run_seed(5152).violation is None
 
 
-@pytest.mark.xfail(strict=True, reason="open: a lost ACTIVE/ACTIVE duel forgets a longer end")
-def test_seed_5587_lost_duel_forgets_the_longer_lease_end() -> None:
-    """OPEN (soak): after a long partition both servers ACKed client6's renewal in the same
-    second; the primary's 3 s ACK won the duel (tie -> primary), the secondary adopted its
-    end and forgot that it had just given client6 240 s, then handed the address to client3
-    (invariant a). Shrunk: the plan minus peer_delay."""
+def test_seed_5587_lost_duel_keeps_the_longer_lease_end() -> None:
+    """Core bug (fixed in FailoverLeases._keep_later_end): after a long partition both
+    servers ACKed client6's renewal in the same second; the primary's 3 s ACK won the duel
+    (tie -> primary), the secondary adopted its end and forgot that it had just given
+    client6 240 s, then handed the address to client3 (invariant a). Now an ACTIVE/ACTIVE
+    duel for the same client keeps the later end on both sides. Shrunk: the plan minus
+    peer_delay."""
     shrunk = [f for f in plan(5587, 3600)[1] if f.kind != "peer_delay"]
     out = run_seed(5587, faults=shrunk)
     assert out.violation is None, out.violation
+    assert run_seed(5587).violation is None
 
 
 def test_clock_offsets_are_taken_out_of_replicated_lease_ends() -> None:

@@ -26,10 +26,12 @@ from tandem.core.failover_codec import Binding
 from tandem.core.failover_rules import (
     RETURNING,
     incoming_wins,
+    later_end,
     may_take_peers,
     mclt_lease_time,
     own_free_state,
     peer_free_state,
+    stale_end,
     transition_ok,
 )
 from tandem.core.fostate import FailoverStateMachine, ServiceState
@@ -340,10 +342,20 @@ class FailoverLeases:
         current = lease.binding_state if lease is not None else B.FREE
         ours = self.inflight.get(a)
         dueling = ours is not None or a in self.queue or a in self.staged
+        same_binding = False
         if dueling:
             mine_st = ours.status if ours is not None else current
             mine_cltt = ours.cltt if ours is not None else (lease.cltt if lease else None)
+            same_binding = (
+                lease is not None
+                and mine_st is B.ACTIVE
+                and current is B.ACTIVE
+                and status is B.ACTIVE
+                and _same_client(lease, b)
+            )
             if not incoming_wins(self.role, mine_st, mine_cltt, status, b.cltt):
+                if same_binding and lease is not None:
+                    self._keep_later_end(lease, b, now)
                 return (
                     RejectReason.LESS_CRIT_BIND_INFO,
                     "incoming update is less critical than outgoing update",
@@ -372,7 +384,20 @@ class FailoverLeases:
             ends=lease.ends if lease is not None else None,
             potential=b.potential,
             now=now,
+            peer_ends=b.ends,
         ):
+            if (
+                lease is not None
+                and current is B.ACTIVE
+                and status is B.EXPIRED
+                and stale_end(lease.ends, b.ends)
+                and not dueling
+            ):
+                # The peer expired an older end than the client holds (it missed our later
+                # binding): refused, and our binding goes to the peer again so the two
+                # agree (ISC only re-sends on the next UPDREQ or entry to NORMAL).
+                self.changed(lease, now)
+                self._write(lease)
             return (
                 RejectReason.FATAL_CONFLICT,
                 f"{ip}: invalid state transition: {current.keyword} to {status.keyword}",
@@ -385,8 +410,50 @@ class FailoverLeases:
             self.inflight.pop(a, None)
             self.queue.pop(a, None)
             self.staged.pop(a, None)
-        self._apply(a, b, status, flags)
+        if same_binding and lease is not None:
+            mine = lease.ends, lease.tstp
+            self._apply(a, b, status, flags)
+            self._keep_later_end(lease, b, now, mine)
+        else:
+            self._apply(a, b, status, flags)
         return None
+
+    def _keep_later_end(
+        self, lease: Lease, b: Binding, now: int, mine: tuple[int | None, int | None] | None = None
+    ) -> None:
+        """Two ACTIVE updates for the same client crossed: keep the later end on both sides.
+
+        Both servers ACKed the client at about the same time and neither knows which ACK
+        arrived last, so the client may hold either end. ISC's duel rule (later cltt, a tie
+        to the primary) picks one update whole, and the loser forgets the longer end it
+        gave: it then expires, frees and reallocates the address while the client still
+        holds it (tandem.sim seed 5587: the primary's 3 s ACK beat the secondary's 240 s
+        one). The duel still decides whose update is applied (and which is refused with
+        reason 16, as ISC does), but the end a server told a client is never shortened:
+        the later one is kept, and re-sent, so the peer learns it too.
+
+        ``mine``: our (ends, tstp) from before the peer's update was applied (we lost the
+        duel); without it we won and refuse the peer's update but adopt its later end.
+        """
+        if mine is None:
+            theirs = None if b.ends == INFINITE_ENDS else b.ends
+            if b.ends is None or not later_end(theirs, lease.ends):
+                return
+            lease.ends = theirs
+            if b.potential is not None and b.potential > (lease.tstp or 0):
+                lease.tstp = b.potential
+            if b.cltt is not None and b.cltt > (lease.cltt or 0):
+                lease.cltt = b.cltt
+        else:
+            ours_end, ours_tstp = mine
+            if not later_end(ours_end, lease.ends):
+                return
+            lease.ends = ours_end
+            if (ours_tstp or 0) > (lease.tstp or 0):
+                lease.tstp = ours_tstp
+        self.db.schedule(lease)
+        self.changed(lease, now)
+        self._write(lease)
 
     def _apply(self, a: int, b: Binding, status: BindingState, flags: int) -> None:
         db = self.db
@@ -617,6 +684,14 @@ class FailoverLeases:
             {"pool": pc.ident, "total": pc.pool.size, "free": pc.free, "backup": pc.backup}
             for pc in self.counts.values()
         ]
+
+
+def _same_client(lease: Lease, b: Binding) -> bool:
+    """Does the update name the client our lease is bound to (hardware and identifier)?"""
+    chaddr = b.chaddr
+    if not chaddr or lease.hardware is None:
+        return False
+    return lease.hardware == (chaddr[0], bytes(chaddr[1:])) and lease.uid == b.uid
 
 
 def _reject_text(reason: int) -> str:

@@ -19,7 +19,15 @@ B = BindingState
 Role = Literal["primary", "secondary"]
 
 #: ISC's fudge in expiry checks: an EXPIRED update is believed 65 s before our own ``ends``.
+#: ISC's source calls it "the clock skew between the peers plus a fudge factor" (it corrects
+#: no skew, and CONNECT allows 60 s of it, reference §14 G7). It stays for interoperability:
+#: an ISC peer whose clock runs ahead expires the lease *we both know* early by its skew.
 EXPIRY_FUDGE = 65
+
+#: How far two servers' records of the *same* lease end may differ: both convert times with
+#: an estimated clock offset (whole seconds, 0 within 2 s), so a round trip can be off by a
+#: few seconds (tandem.sim: 0 or 1 s in seeds 0-299; stale ends differ by 15 s and more).
+END_SLACK = 3
 
 #: States that "return" a lease: the receiver stores FREE, the sender moves to FREE on ack.
 RETURNING = frozenset({B.EXPIRED, B.RELEASED, B.RESET})
@@ -39,7 +47,7 @@ class Check(enum.Enum):
 
     ACCEPT = "accept"
     REJECT = "reject"
-    IF_EXPIRED = "accept only if our ends - 65 <= now"
+    IF_EXPIRED = "accept only if our ends - 65 <= now (the peer names our end) or ends <= now"
     IF_POTENTIAL_PAST = "accept only if the received potential-expiration <= now"
 
 
@@ -89,16 +97,57 @@ def transition_ok(
     ends: int | None,
     potential: int | None,
     now: int,
+    peer_ends: int | None = None,
 ) -> bool:
-    """Whether ISC would accept ``current -> received`` (else reject reason 2)."""
+    """Whether ``current -> received`` is accepted (else reject reason 2).
+
+    ISC's decision, except that an EXPIRED naming an earlier end than ours gets no expiry
+    fudge (see ``expiry_believed``). ``peer_ends`` is the update's lease-expiration-time.
+    """
     check = transition_check(role, normal, current, received)
     if check is Check.ACCEPT:
         return True
     if check is Check.REJECT:
         return False
     if check is Check.IF_EXPIRED:
-        return (ends or 0) - EXPIRY_FUDGE <= now
+        return expiry_believed(ends, peer_ends, now)
     return (potential or 0) <= now
+
+
+def stale_end(ours: int | None, theirs: int | None) -> bool:
+    """Does the peer's lease-expiration-time name an earlier end than the one we hold?
+
+    ``None`` for ours is "never"; a missing ``theirs`` is no evidence either way.
+    """
+    if theirs is None:
+        return False
+    return ours is None or theirs < ours - END_SLACK
+
+
+def expiry_believed(ours: int | None, theirs: int | None, now: int) -> bool:
+    """May the peer's EXPIRED end our ACTIVE lease (ends ``ours``) at ``now``?
+
+    ISC believes it once ``ours - 65 <= now``: the 65 s allow for the peer's clock, which
+    judged the same end (an infinite lease, ISC's MAX_TIME, never qualifies). When the
+    peer's update names an *earlier* end than ours, it expired a binding it knew, not the
+    later one we gave (a restart from an older lease file, a renewal made while the link
+    was down): the client holds ``ours``, and no clock of the peer can say that end has
+    passed. Then only our own clock counts: no fudge. (tandem.sim seed 5152: a restarted
+    secondary expired client5's old end; the primary, COMMUNICATIONS-INTERRUPTED, believed
+    it 23 s before the end it had given, and handed the address to client6.)
+    """
+    if ours is None:
+        return False
+    if stale_end(ours, theirs):
+        return ours <= now
+    return ours - EXPIRY_FUDGE <= now
+
+
+def later_end(a: int | None, b: int | None) -> bool:
+    """Is lease end ``a`` later than ``b`` (``None``: never ends)?"""
+    if a is None:
+        return b is not None
+    return b is not None and a > b
 
 
 def incoming_wins(
