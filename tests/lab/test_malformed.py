@@ -61,15 +61,21 @@ def test_hostile_packets_are_dropped_counted_and_logged(lab: Lab) -> None:
         assert mine == [(EVIL_ADDR, "eth0", h.drop_reason, 1)], (h.name, lines)
     assert len(lines) == len(dropped), lines
 
-    # 2. Replies: exactly the valid packets were answered, each with an OFFER in the pool.
+    # 2. Replies: exactly the valid packets were answered, each with an address in the pool:
+    # two DHCPOFFERs, and a BOOTREPLY (the seed's explicit pool has no permit list, so dhcpd
+    # too serves dynamic BOOTP clients from it).
     by_xid = {}
     for src, data in replies:
         p = decode(data)
         assert src == "192.0.2.1" and p.op == 2, (src, p)
         by_xid[p.xid] = (p, data)
     answered = {h.name for h in packets.values() if _xid(h) in by_xid}
-    assert answered == {"max-message-size-below-576", "fqdn-label-too-long"}, answered
-    for name in answered:
+    assert answered == {
+        "max-message-size-below-576",
+        "fqdn-label-too-long",
+        "bootp-without-cookie",
+    }, answered
+    for name in answered - {"bootp-without-cookie"}:
         p, data = by_xid[_xid(packets[name])]
         assert p.message_type == 2 and ip_in_range(str(p.yiaddr)), (name, p)
         assert p.hwaddr.hex(":") == packets[name].mac, (name, p)
@@ -81,9 +87,13 @@ def test_hostile_packets_are_dropped_counted_and_logged(lab: Lab) -> None:
             re.MULTILINE,
         ), server.log()[-2000:]
 
-    # 3. A BOOTP request without the magic cookie is a valid BOOTP packet: the BOOTP path.
+    # 3. A BOOTP request without the magic cookie is a valid BOOTP packet: the BOOTP path,
+    # answered with a BOOTREPLY (no DHCP message type) for a pool address.
     bootp = packets["bootp-without-cookie"]
     assert re.search(rf"^BOOTREQUEST from {bootp.mac} via eth0", server.log(), re.MULTILINE)
+    reply, _ = by_xid[_xid(bootp)]
+    assert reply.message_type is None and ip_in_range(str(reply.yiaddr)), reply
+    assert re.search(rf"^BOOTREPLY for {re.escape(str(reply.yiaddr))} to ", server.log(), re.M)
 
     # 4. A flood is rate-limited (one line per reason per second) but fully counted; unicast
     # to the server's address takes the same path as broadcast.

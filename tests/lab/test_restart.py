@@ -47,6 +47,7 @@ def test_clients_keep_addresses_across_restart(lab: Lab, sig: signal.Signals) ->
     dcd.stop()
     rc = server.stop(sig)
     assert rc == (0 if sig == signal.SIGTERM else -signal.SIGKILL), (rc, server.log()[-2000:])
+    assert "Traceback" not in server.log(), server.log()[-3000:]  # a clean stop is quiet
     on_disk = last_lease_blocks(server.leases_text())
     for kind, addr in old.items():
         assert "binding state active;" in on_disk.get(addr, ""), (kind, addr, on_disk.get(addr))

@@ -153,7 +153,7 @@ class DhcpEndpoint:
             with contextlib.suppress(JournalError):
                 self.journal.commit()
         for port in self._ports.values():
-            if self._loop is not None:
+            if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(port.sock.fileno())
             port.sock.close()
             if port.raw is not None:
@@ -285,7 +285,10 @@ class DhcpEndpoint:
         future = self._sync_worker.submit(self._write, chunk)
 
         def done(_: Future[OSError | None]) -> None:
-            loop.call_soon_threadsafe(self._synced, chunk, group, future.result())
+            # At shutdown the loop may be gone before the last sync returns: the chunk is on
+            # disk all the same, and nobody is left to answer.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._synced, chunk, group, future.result())
 
         future.add_done_callback(done)
 
