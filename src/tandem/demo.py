@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from tandem.config.seed import SEED_SUBNET
 from tandem.lab import Dhclient, Dhcpcd, Lab, LabError, Udhcpc, run_tandem
 from tandem.lab.clients import Client, ClientEvent
 from tandem.lab.netns import require_root_and_tools
@@ -30,7 +31,6 @@ from tandem.lab.scenarios import (
     SECONDARY_ADDR,
     SEED_PRIMARY_PATH,
     SEED_SECONDARY_PATH,
-    SEED_SUBNET,
     SERVER_ADDR,
 )
 from tandem.lab.servers import Server

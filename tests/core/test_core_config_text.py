@@ -5,25 +5,13 @@ from __future__ import annotations
 from corekit import A, FakeClient, mac
 
 from tandem.config import parse_text
+from tandem.config.seed import SEED_SUBNET
 from tandem.core.server import DhcpServer
 
 T0 = 1_000_000
 
 # The seed blog post's subnet, verbatim (including the 255.255.255.00 typo), without failover.
-SEED = """
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        # range 192.0.2.100 192.0.2.200;
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-
-        pool {
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
+SEED = SEED_SUBNET
 
 
 def test_seed_subnet_offer_matches_dhcpd_capture() -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.config import parse_text
+from tandem.config.seed import SEED_PRIMARY, SEED_SECONDARY
 from tandem.core.failover import FailoverEngine, attach
 from tandem.core.failover_pair import Pair
 from tandem.core.lease import BindingState, Lease
@@ -19,61 +20,8 @@ T0 = 1_700_000_000
 B = BindingState
 
 # The seed blog post's two halves, verbatim (failover block + subnet with its pool).
-PRIMARY_CONF = """
-failover peer "failover-example" {
-        primary;
-        address 192.0.2.1;
-        port 519;
-        peer address 192.0.2.2;
-        peer port 520;
-        max-response-delay 60;
-        max-unacked-updates 10;
-        mclt 3600;
-        split 256;
-        load balance max seconds 3;
-}
-
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        # range 192.0.2.100 192.0.2.200;
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-
-        pool {
-                failover peer "failover-example";
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
-
-SECONDARY_CONF = """
-failover peer "failover-example" {
-        secondary;
-        address 192.0.2.2;
-        port 520;
-        peer address 192.0.2.1;
-        peer port 519;
-        max-response-delay 60;
-        max-unacked-updates 10;
-        load balance max seconds 3;
-}
-
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        # range 192.0.2.100 192.0.2.200;
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-
-        pool {
-                failover peer "failover-example";
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
+PRIMARY_CONF = SEED_PRIMARY
+SECONDARY_CONF = SEED_SECONDARY
 
 
 def seed_conf(

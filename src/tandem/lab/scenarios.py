@@ -12,31 +12,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tandem.config.seed import SEED_SUBNET
 from tandem.lab.clients import Dhclient, Dhcpcd, Udhcpc
 from tandem.lab.netns import Lab, LabError
 from tandem.lab.servers import repo_root, run_dhcpd
-
-#: The seed's subnet declaration, failover line left out of the pool.
-SEED_SUBNET = """\
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        # range 192.0.2.100 192.0.2.200;
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-
-        pool {
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
 
 #: The seed's two complete configurations (failover block + subnet), verbatim, as committed in
 #: the config corpus that `dhcpd -t` and `tandem -t` are both run on.
 SEED_PRIMARY_PATH = repo_root() / "tests" / "configs" / "seed-primary.conf"
 SEED_SECONDARY_PATH = repo_root() / "tests" / "configs" / "seed-secondary.conf"
-SEED_FAILOVER_NAME = "failover-example"
 SECONDARY_ADDR = "192.0.2.2/24"
 
 SERVER_ADDR = "192.0.2.1/24"

@@ -16,67 +16,13 @@ from ipaddress import IPv4Address
 
 from tandem.config import parse_text
 from tandem.config.model import Config
+from tandem.config.seed import SEED_PRIMARY, SEED_SECONDARY
 
 __all__ = ["PRIMARY_IP", "SECONDARY_IP", "VARIANTS", "Variant", "configs"]
 
 PRIMARY_IP = IPv4Address("192.0.2.1")
 SECONDARY_IP = IPv4Address("192.0.2.2")
 
-SEED_PRIMARY = """\
-failover peer "failover-example" {
-        primary;
-        address 192.0.2.1;
-        port 519;
-        peer address 192.0.2.2;
-        peer port 520;
-        max-response-delay 60;
-        max-unacked-updates 10;
-        mclt 3600;
-        split 256;
-        load balance max seconds 3;
-}
-
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        # range 192.0.2.100 192.0.2.200;
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-
-        pool {
-                failover peer "failover-example";
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
-
-SEED_SECONDARY = """\
-failover peer "failover-example" {
-        secondary;
-        address 192.0.2.2;
-        port 520;
-        peer address 192.0.2.1;
-        peer port 519;
-        max-response-delay 60;
-        max-unacked-updates 10;
-        load balance max seconds 3;
-}
-
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        # range 192.0.2.100 192.0.2.200;
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-
-        pool {
-                failover peer "failover-example";
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
 
 _RANGE = "range 192.0.2.100 192.0.2.200;"
 
