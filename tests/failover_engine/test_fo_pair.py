@@ -314,3 +314,21 @@ def test_crossing_renewals_keep_the_later_end_on_both() -> None:
     pair.advance(7200 + 60)  # past the primary's own end: still bound on both
     assert p.lease(addr).binding_state is s.lease(addr).binding_state is B.ACTIVE  # type: ignore[union-attr]
     assert_agree(p, s)
+
+
+def test_auto_partner_down_after_its_timer_only() -> None:
+    """`auto-partner-down N;` moves a server from COMMUNICATIONS-INTERRUPTED to PARTNER-DOWN
+    N seconds after the link went down, and not a second earlier; without it, never."""
+    extra = "        auto-partner-down 30;"
+    p, s, pair = fresh_pair(secondary=seed_conf("secondary", extra=extra))
+    pair.connect()
+    assert (p.state(), s.state()) == ("normal", "normal")
+    pair.disconnect()
+    assert (p.state(), s.state()) == ("communications-interrupted", "communications-interrupted")
+    pair.advance(29)
+    assert s.state() == "communications-interrupted"
+    pair.advance(2)
+    assert s.state() == "partner-down"
+    assert p.state() == "communications-interrupted"  # the primary has no such timer
+    pair.advance(3600)
+    assert p.state() == "communications-interrupted"
