@@ -129,6 +129,7 @@ class FailoverEngine:
         self._record: FailoverStateRecord | None = None
         self._acks_pending: list[bytes] = []
         self._acks_ready: list[bytes] = []
+        self._gated = True  # see output_needs_commit
         self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
         self._skew: int | None = None  # max over this link of (peer's header time - ours)
         self.counters: dict[str, int] = {}
@@ -288,7 +289,12 @@ class FailoverEngine:
         Also the commit barrier (see the module docstring): call it after handling DHCP
         packets and committing their writes, then send ``data_to_send()``.
         """
-        self.leases.barrier()
+        leases = self.leases
+        self._gated = bool(
+            leases.staged or self._acks_pending or self._record is not None or leases.writes_gate
+        )
+        leases.writes_gate = False
+        leases.barrier()
         if self._acks_pending:
             self._acks_ready += self._acks_pending
             self._acks_pending.clear()
@@ -297,6 +303,18 @@ class FailoverEngine:
         records = [self._record] if self._record is not None else []
         self._record = None
         return writes, records
+
+    def output_needs_commit(self) -> bool:
+        """Does what ``take_writes`` released depend on the records it returned?
+
+        True when that call released BNDACKs, BNDUPDs for changes not yet announced, or a
+        state record (with the STATE message beside it), or returned any record other than
+        a BNDACK's bookkeeping. False lets the link send at once, without waiting for a
+        sync, provided nothing it sent earlier is still waiting for one (then every record
+        the queued BNDUPDs describe is on disk already); the records returned are still
+        committed, just not ahead of the bytes.
+        """
+        return self._gated
 
     def take_log(self) -> list[str]:
         out = list(self._log)

@@ -99,6 +99,8 @@ class FailoverLeases:
         self.queue: dict[int, None] = {}
         self.inflight: dict[int, Sent] = {}
         self.writes: dict[int, Lease] = {}
+        # Some write since the last take gates an outgoing message (see ``_write``).
+        self.writes_gate = False
         self.deferred_expiry: set[int] = set()
         self._pd_heap: list[tuple[int, int]] = []  # PARTNER-DOWN: (free at, address)
         self.last_balance = 0
@@ -278,8 +280,16 @@ class FailoverLeases:
         self.queue.pop(a, None)
         self.staged[a] = None
 
-    def _write(self, lease: Lease) -> None:
+    def _write(self, lease: Lease, *, gates: bool = True) -> None:
+        """Persist ``lease``; ``gates=False`` when no message we send depends on the record.
+
+        Only a BNDACK's bookkeeping is such a write: losing it in a crash leaves the lease
+        unacknowledged, and it is simply sent again. So the link need not sync it before
+        the next window of BNDUPDs leaves (one sync per round trip instead of two).
+        """
         self.writes[int(lease.address)] = lease
+        if gates:
+            self.writes_gate = True
 
     def barrier(self) -> None:
         """The caller committed everything written so far: staged updates may go."""
@@ -533,7 +543,7 @@ class FailoverLeases:
             self.recount(lease)
         lease.rewind_binding_state = lease.binding_state
         self.unsynced.discard(a)
-        self._write(lease)
+        self._write(lease, gates=False)
         return a
 
     # --- PARTNER-DOWN and state changes ----------------------------------------------------
