@@ -70,6 +70,7 @@ log = logging.getLogger("tandem")
 READ_SIZE = 64 * 1024  #: bytes per recv: bounded, and a failover message is at most 2048
 WRITE_HIGH_WATER = 1 << 20  #: stop reading from a peer that does not read our replies
 ACCEPTS_PER_WAKEUP = 16
+LAZY_COMMIT_AFTER = 0.2  #: seconds: records no send depends on (see ``_commit_soon``)
 LISTEN_BACKLOG = 8
 
 
@@ -247,6 +248,7 @@ class FailoverLink:
         self._issued = 0  # service() rounds handed to after_durable, and delivered
         self._delivered = 0
         self._closed = False
+        self._lazy: asyncio.TimerHandle | None = None  # see _commit_soon
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -258,9 +260,12 @@ class FailoverLink:
 
     def close(self) -> None:
         self._closed = True
-        for handle in (self._dial_handle, self._timer):
+        for handle in (self._dial_handle, self._timer, self._lazy):
             if handle is not None:
                 handle.cancel()
+        if self._lazy is not None:
+            self._lazy = None
+            self.durability.after_durable(_nothing)
         if self._dial_task is not None:
             self._dial_task.cancel()
         for conn in [*self.pending, *([self.attached] if self.attached else [])]:
@@ -463,7 +468,7 @@ class FailoverLink:
                 self._issued += 1
                 self._deliver(self._issued, conn, data, reason)
             if leases or states:
-                self.durability.after_durable(_nothing)  # committed soon, not first
+                self._commit_soon()
         elif data or reason is not None or leases or states:
             self._issued += 1
             self.durability.after_durable(
@@ -471,6 +476,24 @@ class FailoverLink:
             )
         self._log(engine.take_log(), disconnected)
         self._arm_timer()
+
+    def _commit_soon(self) -> None:
+        """Have records that gate nothing committed within ``LAZY_COMMIT_AFTER`` seconds.
+
+        Not at once: while balancing, a sync per window of BNDACKs would compete with the
+        peer's own sync (same disk, often the same CPU) for nothing. Any other commit in the
+        meantime (a DHCP batch, the next gated send, the runtime's tick) takes them along.
+        """
+        if self._lazy is not None:
+            return
+        if self._loop is None or self._closed:
+            self.durability.after_durable(_nothing)
+            return
+        self._lazy = self._loop.call_later(LAZY_COMMIT_AFTER, self._lazy_commit)
+
+    def _lazy_commit(self) -> None:
+        self._lazy = None
+        self.durability.after_durable(_nothing)
 
     def _deliver(self, seq: int, conn: _Conn | None, data: bytes, reason: str | None) -> None:
         """Runs once everything persisted before it is on disk."""
