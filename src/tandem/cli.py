@@ -79,6 +79,7 @@ def parse_args(argv: list[str]) -> Options:
             "-p",
             "-ctl",
             "--control",
+            *_LIMIT_OPTIONS,
             "-user",
             "-group",
             "-chroot",
@@ -98,6 +99,8 @@ def parse_args(argv: list[str]) -> Options:
                 opts.port = _port(value)
             elif arg in ("-ctl", "--control"):
                 opts.control = value
+            elif arg in _LIMIT_OPTIONS:
+                _set_limit(opts, arg, value)
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -105,6 +108,25 @@ def parse_args(argv: list[str]) -> Options:
         else:
             opts.interfaces.append(arg)
     return opts
+
+
+_LIMIT_OPTIONS = ("--reserve", "--reserve-rate")
+
+
+def _set_limit(opts: Options, arg: str, value: str) -> None:
+    """``--reserve PERCENT`` and ``--reserve-rate N``: the new-lease gate (tandem.core.flood)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if arg == "--reserve":
+        if not 0 <= number <= 100:
+            raise UsageError(f"--reserve {value!r}: give a percentage from 0 (off) to 100")
+        opts.reserve_percent = number
+    else:
+        if not number > 0:
+            raise UsageError(f"--reserve-rate {value!r}: give new leases per second, above 0")
+        opts.reserve_rate = number
 
 
 def _port(value: str) -> int:
@@ -124,7 +146,12 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
     it = iter(args)
     positional: list[str] = []
     for arg in it:
-        if arg in ("--config", "--leases", "--pid", "--port", "--control", "-ctl", "-pf"):
+        if arg in _LIMIT_OPTIONS:
+            value = next(it, None)
+            if value is None:
+                raise UsageError(f"{arg} needs an argument")
+            _set_limit(opts, arg, value)
+        elif arg in ("--config", "--leases", "--pid", "--port", "--control", "-ctl", "-pf"):
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")

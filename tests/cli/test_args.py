@@ -51,3 +51,15 @@ def test_bad_usage(argv: list[str]) -> None:
 def test_main_reports_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--bogus"]) == 2
     assert "unknown option --bogus" in capsys.readouterr().err
+
+
+def test_new_lease_reserve_flags() -> None:
+    opts = parse_args(["-f", "--reserve", "10", "--reserve-rate", "2.5"])
+    limit = opts.new_lease_limit
+    assert (limit.reserve_percent, limit.rate, limit.burst) == (10, 2.5, 2)
+    default = parse_args([]).new_lease_limit
+    assert (default.reserve_percent, default.rate) == (5, 10)
+    assert parse_args(["serve", "--reserve", "0"]).new_lease_limit.enabled is False
+    for bad in (["--reserve", "101"], ["--reserve", "x"], ["--reserve-rate", "0"]):
+        with pytest.raises(UsageError):
+            parse_args(bad)

@@ -220,6 +220,10 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
         cand = srv.allocate(c, share)
         allocated = cand is not None
     if cand is None:
+        if srv.gated is not None:
+            out.log.append(f"{msg}: new-lease limit reached on network {share.name} (reserve)")
+            srv._dropped(out, "new-lease limit")
+            return
         if any(p.failover is not None and p.failover.peer_has_leases(p) for p in share.pools):
             out.log.append(f"{msg}: peer holds all free leases")
         else:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,6 +63,9 @@ class PoolState:
     bootp: FreeList
     share: object = None  # the NetState it belongs to (set by the topology)
     failover: PoolFailover | None = None  # set by tandem.core.failover.attach
+    # Free addresses as last counted by LeaseDB.count_free, minus allocations since: what the
+    # new-lease gate (core.flood) reads. -1 = never counted.
+    free_hint: int = -1
 
     @property
     def size(self) -> int:
@@ -110,6 +113,22 @@ class LeaseDB:
         self._range_lows = [r[0] for r in self._ranges]
         for _, _, _, fl, _ in self._ranges:
             fl.fresh.sort()
+
+    def count_free(self, pools: Iterable[PoolState]) -> None:
+        """Set every pool's ``free_hint``: its size minus its leases not FREE or BACKUP.
+
+        O(leases): the server calls it at start and every few seconds while the new-lease
+        gate is on, and decrements the hint on each allocation in between.
+        """
+        used: dict[int, int] = {}
+        for a, lease in self.by_addr.items():
+            if lease.binding_state is _FREE or lease.binding_state is _BACKUP:
+                continue
+            loc = self.locate(a)
+            if loc is not None:
+                used[id(loc[0])] = used.get(id(loc[0]), 0) + 1
+        for pool in pools:
+            pool.free_hint = pool.size - used.get(id(pool), 0)
 
     def locate(self, addr: int) -> tuple[PoolState, FreeList, object] | None:
         """The pool, kind and subnet of a range address, or None when in no range."""

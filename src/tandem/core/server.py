@@ -32,6 +32,7 @@ from tandem.core import codes, flows
 from tandem.core.client import Candidate, Client
 from tandem.core.codes import name_table
 from tandem.core.failover_hooks import PoolFailover
+from tandem.core.flood import NewLeaseGate, NewLeaseLimit
 from tandem.core.lease import BindingState, Lease
 from tandem.core.pools import FreeList, LeaseDB, PoolState
 from tandem.core.reply import (
@@ -63,6 +64,9 @@ def _chaddr16(chaddr: bytes) -> bytes:
     return bytes(chaddr).ljust(16, b"\x00")[:16]
 
 
+FREE_COUNT_PERIOD = 5  # seconds between exact free counts while the new-lease gate is on
+
+
 class DhcpServer:
     """A DHCPv4 server core serving one configuration from an in-memory lease database."""
 
@@ -73,8 +77,11 @@ class DhcpServer:
         leases: Iterable[Lease] = (),
         interfaces: Mapping[str, tuple[IPv4Interface, ...]] | None = None,
         default_t1_t2: bool = True,
+        new_lease_limit: NewLeaseLimit | None = None,
     ) -> None:
         self.config = config
+        self.gate = NewLeaseGate(new_lease_limit) if new_lease_limit is not None else None
+        self.gated: PoolState | None = None  # the pool the gate refused in the last allocate
         self.interfaces = dict(interfaces or {})
         self.default_t1_t2 = default_t1_t2
         self.db = LeaseDB()
@@ -100,6 +107,10 @@ class DhcpServer:
         self.failover_enabled = False  # set by tandem.core.failover.attach
         for lease in leases:
             self.db.load(lease)
+        self._pools = [p for share in self.topo.shares for p in share.pools]
+        self._next_free_count = 0
+        if self.gate is not None:
+            self.db.count_free(self._pools)
 
     # --- public API --------------------------------------------------------------------
 
@@ -145,6 +156,9 @@ class DhcpServer:
     def tick(self, now: int) -> list[Lease]:
         """Expire leases past their end (to FREE) and lapsed offers; returns leases to persist."""
         self.db.expire_holds(now)
+        if self.gate is not None and now >= self._next_free_count:
+            self.db.count_free(self._pools)
+            self._next_free_count = now + FREE_COUNT_PERIOD
         if self.failover_enabled:
             return self.db.expire(now, self._failover_expiry)
         return self.db.expire(now)
@@ -400,8 +414,13 @@ class DhcpServer:
         failover pool (dhcpd refuses dynamic BOOTP there).
         """
         fallback: tuple[PoolState, FreeList] | None = None
+        gate = self.gate
+        self.gated = None
         for pool in share.pools:
             if not self.pool_ok(c, pool) or (c.bootp and pool.failover is not None):
+                continue
+            if gate is not None and not gate.allow(id(pool), pool.size, pool.free_hint, c.now):
+                self.gated = pool  # in its reserve and out of tokens: see core.flood
                 continue
             for fl in (pool.dhcp, pool.bootp):
                 if pool.failover is not None:
@@ -409,6 +428,7 @@ class DhcpServer:
                 else:
                     got = self.db.take(fl, abandoned_ok=False)
                 if got is not None:
+                    pool.free_hint -= 1
                     return self._candidate(got[0], pool)
                 if fallback is None and fl.abandoned:
                     fallback = (pool, fl)

@@ -25,6 +25,7 @@ from typing import Any, cast
 from tandem import __version__
 from tandem.config import ConfigError, load
 from tandem.config.model import Config, Param
+from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
 from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
@@ -44,6 +45,9 @@ log = logging.getLogger("tandem")
 Attach = Callable[[DhcpServer, Config, Mapping[str, FailoverStateRecord], int], Mapping[str, Any]]
 
 
+DEFAULT_LIMIT = NewLeaseLimit()
+
+
 @dataclass
 class Options:
     mode: str = "serve"  # serve | test-config | test-leases | status | partner-down
@@ -58,6 +62,13 @@ class Options:
     control: str | None = None  # control socket; None: next to the pid file
     peer_name: str | None = None  # partner-down NAME
     json: bool = False  # status --json
+    reserve_percent: float = DEFAULT_LIMIT.reserve_percent  # --reserve (tandem.core.flood)
+    reserve_rate: float = DEFAULT_LIMIT.rate  # --reserve-rate
+
+    @property
+    def new_lease_limit(self) -> NewLeaseLimit:
+        rate = self.reserve_rate
+        return NewLeaseLimit(self.reserve_percent, rate, max(1, round(rate)))
 
     @property
     def control_path(self) -> str:
@@ -186,6 +197,7 @@ def serve(opts: Options) -> int:
         config,
         leases=contents.leases.values(),
         interfaces={i.name: i.addrs for i in chosen},
+        new_lease_limit=opts.new_lease_limit,
     )
     engines: dict[str, Engine] = {}
     if config.failover_peers:
