@@ -15,6 +15,7 @@ import time
 import pytest
 from failover_kit import (
     NAME,
+    PRIMARY_IP,
     SECONDARY_IP,
     SEED_PRIMARY,
     SEED_SECONDARY,
@@ -23,7 +24,9 @@ from failover_kit import (
 )
 
 from tandem.io.control import control_path_for
+from tandem.lab.clients import Dhclient
 from tandem.lab.netns import Host, Lab
+from tandem.lab.scenarios import ip_in_range
 
 pytestmark = [
     pytest.mark.lab,
@@ -112,3 +115,10 @@ def test_failover_port_and_control_socket_under_hostile_input(lab: Lab) -> None:
     assert "nested deeper" in answers[0]["error"] and "longer than" in answers[1]["error"]
     assert secondary.server is not None and secondary.server.proc.running()
     assert secondary.status()["name"] == NAME
+
+    # Clients are served all the same: the pair is still NORMAL and answers a new client.
+    cli = Dhclient(lab.add_host("cli"))
+    cli.start()
+    ev = cli.wait_lease(30)
+    assert ip_in_range(ev.address) and ev.server_id in (PRIMARY_IP, SECONDARY_IP)
+    assert secondary.status()["link"] == "up"
