@@ -24,8 +24,8 @@ import sys
 
 from tandem import __version__
 from tandem.io.control import ControlUnavailable, request
-from tandem.io.runtime import Options, banner, load_config, say, serve
-from tandem.store.leasefile import LeaseFileError, parse_leases
+from tandem.io.runtime import Options, banner, load_config, read_leases, say, serve
+from tandem.store.leasefile import LeaseFileContents, parse_leases
 
 __all__ = ["Options", "UsageError", "main", "parse_args"]
 
@@ -204,19 +204,14 @@ def test_config(opts: Options) -> int:
 def test_leases(opts: Options) -> int:
     """``-T``: exit 0 when the lease file parses; errors with file:line:col otherwise."""
     banner(opts)
-    try:
+
+    def read() -> LeaseFileContents:
         with open(opts.leases, encoding="utf-8", errors="surrogateescape") as fh:
-            text = fh.read()
-        contents = parse_leases(text, opts.leases)
-    except LeaseFileError as exc:
-        print(str(exc), file=sys.stderr)
-        print("Lease file errors encountered -- exiting", file=sys.stderr)
+            return parse_leases(fh.read(), opts.leases)
+
+    contents = read_leases(opts, read)
+    if contents is None:
         return 1
-    except OSError as exc:
-        print(f"Can't open lease database {opts.leases}: {exc.strerror}", file=sys.stderr)
-        return 1
-    for warning in contents.warnings:
-        print(str(warning), file=sys.stderr)
     say(opts, f"Database file: {opts.leases}")
     say(opts, f"Read {len(contents.leases)} leases.")
     return 0

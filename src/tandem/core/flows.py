@@ -230,14 +230,8 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
             out.log.append(f"{msg}: network {share.name}: no free leases")
         srv._dropped(out, "no free leases")
         return
-    if _failover_silent(srv, c, cand, msg, out):
-        if allocated:
-            srv.db.give_back(cand.address)
-        return
-    vals = srv.values(c, cand.subnet, cand.pool)
-    if not _admission(srv, c, vals, msg, out):
-        if allocated:
-            srv.db.give_back(cand.address)
+    vals = _pass_gates(srv, c, cand, msg, out, allocated=allocated)
+    if vals is None:
         return
     lease_time = srv.lease_time(c, vals)
     fo = _pool_failover(cand)
@@ -485,6 +479,20 @@ def inform(srv: DhcpServer, c: Client, out: Outcome) -> None:
 # --- BOOTP ----------------------------------------------------------------------------------
 
 
+def _pass_gates(
+    srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome, *, allocated: bool
+) -> Values | None:
+    """Failover's and dhcpd's admission gates for an address we would hand out; on refusal a
+    freshly allocated address goes back to its pool and None is returned."""
+    if not _failover_silent(srv, c, cand, msg, out):
+        vals = srv.values(c, cand.subnet, cand.pool)
+        if _admission(srv, c, vals, msg, out):
+            return vals
+    if allocated:
+        srv.db.give_back(cand.address)
+    return None
+
+
 def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
     msg = f"BOOTREQUEST from {c.hwstr} via {c.via}"
     share, _ = srv.topo.locate(c.packet, srv.if_addrs(c))
@@ -512,14 +520,8 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
         out.log.append(f"{msg}: BOOTP from dynamic client and no dynamic leases")
         srv._dropped(out, "no dynamic bootp leases")
         return
-    if _failover_silent(srv, c, cand, msg, out):
-        if allocated:
-            srv.db.give_back(cand.address)
-        return
-    vals = srv.values(c, cand.subnet, cand.pool)
-    if not _admission(srv, c, vals, msg, out):
-        if allocated:
-            srv.db.give_back(cand.address)
+    vals = _pass_gates(srv, c, cand, msg, out, allocated=allocated)
+    if vals is None:
         return
     lease = _commit(srv, c, cand, vals, out)
     length = vals.integer("dynamic-bootp-lease-length")

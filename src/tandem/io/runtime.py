@@ -32,7 +32,7 @@ from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine, FailoverLinks
 from tandem.io.netif import list_interfaces
 from tandem.store.journal import LeaseJournal
-from tandem.store.leasefile import FailoverStateRecord, LeaseFileError
+from tandem.store.leasefile import FailoverStateRecord, LeaseFileContents, LeaseFileError
 
 DEFAULT_CONF = "/etc/dhcp/dhcpd.conf"
 DEFAULT_LEASES = "/var/lib/dhcp/dhcpd.leases"
@@ -73,6 +73,22 @@ class Options:
     @property
     def control_path(self) -> str:
         return self.control or control_path_for(self.pid)
+
+
+def read_leases(opts: Options, read: Callable[[], LeaseFileContents]) -> LeaseFileContents | None:
+    """Run ``read``; print dhcpd-style errors (None) or the file's warnings."""
+    try:
+        contents = read()
+    except LeaseFileError as exc:
+        print(str(exc), file=sys.stderr)
+        print("Lease file errors encountered -- exiting", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"Can't open lease database {opts.leases}: {exc.strerror}", file=sys.stderr)
+        return None
+    for warning in contents.warnings:
+        print(str(warning), file=sys.stderr)
+    return contents
 
 
 def say(opts: Options, text: str) -> None:
@@ -148,17 +164,9 @@ def serve(opts: Options) -> int:
         say(opts, f"PID file: {opts.pid}")
 
     journal = LeaseJournal(opts.leases)
-    try:
-        contents = journal.load()
-    except LeaseFileError as exc:
-        print(str(exc), file=sys.stderr)
-        print("Lease file errors encountered -- exiting", file=sys.stderr)
+    contents = read_leases(opts, journal.load)
+    if contents is None:
         return 1
-    except OSError as exc:
-        print(f"Can't open lease database {opts.leases}: {exc.strerror}", file=sys.stderr)
-        return 1
-    for warning in contents.warnings:
-        print(str(warning), file=sys.stderr)
 
     all_ifaces = list_interfaces()
     networks = [s.network for s in config.subnets]
