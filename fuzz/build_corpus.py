@@ -16,12 +16,13 @@ import shutil
 import struct
 from pathlib import Path
 
+from tandem.lab.shared import VECTORS as SHARED_VECTORS
 from tandem.wire.failover import FailoverProtocolError
 from tandem.wire.framing import FrameBuffer
 
 FUZZ = Path(__file__).resolve().parent
 REPO = FUZZ.parent
-DEFAULT_VECTORS = Path("/work/shared/vectors/isc-dhcpd-pair")
+DEFAULT_VECTORS = SHARED_VECTORS
 
 
 def pcap_frames(path: Path) -> list[bytes]:

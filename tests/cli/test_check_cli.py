@@ -20,10 +20,11 @@ from types import ModuleType
 import pytest
 
 from tandem.lab.servers import tandem_command
+from tandem.lab.shared import VECTORS as SHARED_VECTORS
 
 TESTS = Path(__file__).resolve().parent.parent
 CONFIGS = TESTS / "configs"
-VECTORS = Path("/work/shared/vectors/isc-dhcpd-pair")
+VECTORS = SHARED_VECTORS
 
 
 def _verdict_module() -> ModuleType:

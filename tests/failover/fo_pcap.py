@@ -12,7 +12,9 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VECTORS = Path("/work/shared/vectors/isc-dhcpd-pair")
+from tandem.lab.shared import VECTORS as SHARED_VECTORS
+
+VECTORS = SHARED_VECTORS
 FAILOVER_PCAP = VECTORS / "failover-tcp.pcap"
 
 _FLAG_SYN = 0x02

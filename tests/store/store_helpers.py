@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from ipaddress import IPv4Address
-from pathlib import Path
 
 from hypothesis import strategies as st
 
 from tandem.core.lease import BindingState, Lease
+from tandem.lab.shared import VECTORS as SHARED_VECTORS
 from tandem.store.leasefile import NEVER
 
-VECTORS = Path("/work/shared/vectors/isc-dhcpd-pair")
+VECTORS = SHARED_VECTORS
 
 _times = st.one_of(st.none(), st.integers(min_value=1, max_value=4_000_000_000), st.just(NEVER))
 _states = st.sampled_from(list(BindingState))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tandem.core.lease import BindingState, Lease
+from tandem.lab.shared import VECTORS as SHARED_VECTORS
 from tandem.store import journal as journal_mod
 from tandem.store.journal import JournalError, LeaseJournal
 from tandem.store.leasefile import (
@@ -310,7 +311,7 @@ def test_rewrite_syncs_file_and_directory(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_rewrite_carries_server_duid_and_states(tmp_path: Path) -> None:
     path = tmp_path / "l"
-    vector = Path("/work/shared/vectors/isc-dhcpd-pair/secondary.leases")
+    vector = SHARED_VECTORS / "secondary.leases"
     path.write_bytes(vector.read_bytes())
     jr = LeaseJournal(path)
     contents = jr.load()

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-VECTORS = Path("/work/shared/vectors/isc-dhcpd-pair")
+from tandem.lab.shared import VECTORS as SHARED_VECTORS
+
+VECTORS = SHARED_VECTORS
 _PCAP_HEADER = struct.Struct("<IHHiIII")
 _RECORD = struct.Struct("<IIII")
 
