@@ -21,12 +21,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from tandem.config.seed import SEED_SUBNET
 from tandem.lab import Dhclient, Dhcpcd, Lab, LabError, Udhcpc, run_tandem
 from tandem.lab.clients import Client, ClientEvent
 from tandem.lab.netns import require_root_and_tools
-from tandem.lab.pair import LogFollower, PairNode, tandem_pool
+from tandem.lab.pair import LogFollower, PairNode, PoolView, tandem_pool
 from tandem.lab.scenarios import (
     SECONDARY_ADDR,
     SEED_PRIMARY_PATH,
@@ -207,6 +208,21 @@ class PairStory:
         }
 
 
+_T = TypeVar("_T")
+
+
+def _poll(probe: Callable[[], _T | None], timeout: float, what: str) -> _T:
+    """Call ``probe`` until it returns something; LabError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got is not None:
+            return got
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} within {timeout} s")
+        time.sleep(0.1)
+
+
 def act_failover(tl: Timeline) -> None:
     """Act 2: the seed blog post's pair, verbatim, through a primary crash and back."""
     primary_conf = SEED_PRIMARY_PATH.read_text(encoding="utf-8")
@@ -226,14 +242,12 @@ def act_failover(tl: Timeline) -> None:
         story.start("primary")
         story.wait("primary", "normal")
         story.wait("secondary", "normal")
-        deadline = time.monotonic() + 15
-        while True:
+
+        def balanced() -> PoolView | None:
             pool = tandem_pool(story.nodes["secondary"].tandem_status())
-            if pool is not None and pool.within() and pool.backup > 0:
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"the pool never balanced: {pool}")
-            time.sleep(0.1)
+            return pool if pool is not None and pool.within() and pool.backup > 0 else None
+
+        pool = _poll(balanced, 15, "the pool never balanced")
         story.echo()
         tl.say(
             f"pool balanced (the secondary's view): {pool.free} FREE leases for the primary, "
@@ -247,11 +261,14 @@ def act_failover(tl: Timeline) -> None:
             f"esp32 ({cli1.mac()}) got {ev1.address} from {ev1.server_id}, lease "
             f"{ev1.lease_time}s (MCLT-bound until the secondary acknowledges)"
         )
-        deadline = time.monotonic() + 15
-        while story.bindings("secondary").get(str(ev1.address), ("", None))[1] != cli1.mac():
-            if time.monotonic() > deadline:
-                raise LabError("the secondary never learnt the binding")
-            time.sleep(0.1)
+        _poll(
+            lambda: (
+                story.bindings("secondary").get(str(ev1.address), ("", None))[1] == cli1.mac()
+                or None
+            ),
+            15,
+            "the secondary never learnt the binding",
+        )
         tl.say(f"the secondary's lease file holds {ev1.address} -> {cli1.mac()} (BNDUPD/BNDACK)")
 
         tl.section("The primary dies (kill -9)")
@@ -280,16 +297,15 @@ def act_failover(tl: Timeline) -> None:
         story.start("primary")
         story.wait("primary", "normal")
         story.wait("secondary", "normal")
-        deadline = time.monotonic() + 20
-        while True:
-            p, s = story.bindings("primary"), story.bindings("secondary")
-            pa = {a: m for a, (st, m) in p.items() if st == "active"}
-            sa = {a: m for a, (st, m) in s.items() if st == "active"}
-            if pa == sa and str(ev2.address) in pa:
-                break
-            if time.monotonic() > deadline:
-                raise LabError(f"lease files disagree: primary {pa} secondary {sa}")
-            time.sleep(0.2)
+
+        def agreed() -> dict[str, str | None] | None:
+            active = [
+                {a: m for a, (st, m) in story.bindings(role).items() if st == "active"}
+                for role in ("primary", "secondary")
+            ]
+            return active[0] if active[0] == active[1] and str(ev2.address) in active[0] else None
+
+        pa = _poll(agreed, 20, "the lease files never agreed")
         story.echo()
         tl.say(f"both lease files agree on every active binding: {sorted(pa.items())}")
         ok = again.address == ev1.address and ev2.address in backup
