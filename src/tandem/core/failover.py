@@ -132,7 +132,7 @@ class FailoverEngine:
         self._gated = True  # see output_needs_commit
         self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
         self._skew: int | None = None  # max over this link of (peer's header time - ours)
-        self.counters: dict[str, int] = {}
+        self._received: dict[int, int] = {}  # message type -> count (see ``counters``)
         self._run(self.machine.start(now), now)
 
     # --- the API the I/O layer uses -------------------------------------------------------
@@ -190,8 +190,11 @@ class FailoverEngine:
             return
         try:
             self._frames.feed(data)
-            for frame in self._frames:
-                self._last_rx = now
+            frames = self._frames.drain()
+            if not frames:
+                return
+            self._last_rx = now
+            for frame in frames:  # every message of this read, in order
                 self._note_time(frame, now)
                 self._dispatch(frame, now)
                 if self.close_reason() is not None:
@@ -316,6 +319,11 @@ class FailoverEngine:
         """
         return self._gated
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """Messages received on every link so far, by type number (as text)."""
+        return {str(int(t)): n for t, n in self._received.items()}
+
     def take_log(self) -> list[str]:
         out = list(self._log)
         self._log.clear()
@@ -367,34 +375,51 @@ class FailoverEngine:
         return skew if abs(skew) > 2 else 0
 
     def _pump_updates(self) -> None:
+        """Encode queued BNDUPDs into ``_out`` while the peer's window has room.
+
+        Every one of a window goes into the same output buffer, so the link sends a window
+        with one write.
+        """
         leases = self.leases
-        limit = self.partner_max_unacked
+        free = self.partner_max_unacked - len(leases.inflight)
+        if free <= 0 or not leases.queue:
+            return
         now = self._now
         off = self.peer_offset
-        while leases.queue and len(leases.inflight) < limit:
-            xid = self._next_xid() or self._next_xid()
+        out = self._out
+        active = BindingState.ACTIVE
+        while free > 0 and leases.queue:
+            xid = self._xid or 1  # ISC never uses xid 0 for a BNDUPD
+            self._xid = (xid + 1) & 0xFFFFFFFF
             got = leases.next_update(xid)
             if got is None:
                 break
+            free -= 1
             lease, sent = got
-            chaddr = bytes([lease.hardware[0]]) + lease.hardware[1] if lease.hardware else None
+            hw = lease.hardware
             ends = lease.ends
             if ends is None:
-                ends = INFINITE_ENDS if lease.binding_state is BindingState.ACTIVE else 0
+                ends = INFINITE_ENDS if lease.binding_state is active else 0
             elif off and ends:
                 ends += off
+            starts = lease.starts
+            cltt = lease.cltt
+            potential = sent.potential
+            if off:
+                potential = potential + off if potential else potential
+                cltt = cltt + off if cltt else cltt
             try:
-                self._out += encode_bndupd(
+                out += encode_bndupd(
                     time=now,
                     xid=xid,
                     address=int(lease.address),
                     status=sent.status,
                     uid=lease.uid,
-                    chaddr=chaddr,
+                    chaddr=bytes((hw[0],)) + hw[1] if hw else None,
                     ends=ends,
-                    potential=sent.potential + off if sent.potential else sent.potential,
-                    stos=(lease.starts or 0) + off if lease.starts else 0,
-                    cltt=lease.cltt + off if lease.cltt else lease.cltt,
+                    potential=potential,
+                    stos=(starts or 0) + off if starts else 0,
+                    cltt=cltt,
                     flags=2 if lease.bootp else 0,
                 )
             except FailoverEncodeError as exc:
@@ -411,7 +436,8 @@ class FailoverEngine:
     def _dispatch(self, frame: bytes, now: int) -> None:
         msg = decode_binding(frame)
         mtype = msg.type
-        self.counters[str(mtype)] = self.counters.get(str(mtype), 0) + 1
+        received = self._received
+        received[mtype] = received.get(mtype, 0) + 1
         if isinstance(msg, Binding):
             if self._link != "up":
                 self._fail("binding message before the link was accepted")

@@ -35,6 +35,10 @@ _U32 = struct.Struct("!HHI")
 _TIMES = struct.Struct("!HHIHHIHHI")  # 13, 18, 25 in one go
 _RD_U32 = struct.Struct("!I")
 _RD_U16 = struct.Struct("!H")
+_UPD_HEAD = struct.Struct("!HBBIIHHIHHB")  # header, option 2 (address), option 3 (status)
+_ACK = struct.Struct("!HBBIIHHI")  # header, option 2: an accepted BNDACK whole
+_FIXED_BNDUPD = _UPD_HEAD.size + _TIMES.size  # header, options 2, 3, 13, 18, 25
+_ACK_SIZE = _ACK.size
 
 _BNDUPD = MessageType.BNDUPD
 _BNDACK = MessageType.BNDACK
@@ -79,37 +83,49 @@ def encode_bndupd(
     cltt: int | None,
     flags: int,
 ) -> bytes:
-    """BNDUPD in ISC's option order: 2, 3, [4], [5], 13, 18, 25, [6 if cltt], [12 if flags]."""
+    """BNDUPD in ISC's option order: 2, 3, [4], [5], 13, 18, 25, [6 if cltt], [12 if flags].
+
+    One BNDUPD per lease the primary hands out: the header and options 2 and 3 are one
+    precompiled pack, the three times another, and the size is added up, not measured.
+    """
     if xid == 0:
         raise FailoverEncodeError("ISC never uses xid 0 for a BNDUPD")
-    parts = [b"", _IP.pack(2, 4, address), _U8.pack(3, 1, status)]
+    size = _FIXED_BNDUPD
     if uid is not None:
-        parts.append(_OPT.pack(4, len(uid)) + uid)
+        size += 4 + len(uid)
     if chaddr is not None:
-        parts.append(_OPT.pack(5, len(chaddr)) + chaddr)
+        size += 4 + len(chaddr)
+    if cltt:
+        size += 8
+    if flags:
+        size += 6
+    if size > MAX_MESSAGE_SIZE:
+        raise FailoverEncodeError(f"BNDUPD of {size} bytes exceeds {MAX_MESSAGE_SIZE}")
     try:
-        parts.append(_TIMES.pack(13, 4, ends, 18, 4, potential, 25, 4, stos))
+        out = _UPD_HEAD.pack(size, _BNDUPD, HEADER_SIZE, time, xid, 2, 4, address, 3, 1, status)
+        if uid is not None:
+            out += _OPT.pack(4, len(uid)) + uid
+        if chaddr is not None:
+            out += _OPT.pack(5, len(chaddr)) + chaddr
+        out += _TIMES.pack(13, 4, ends, 18, 4, potential, 25, 4, stos)
         if cltt:
-            parts.append(_U32.pack(6, 4, cltt))
+            out += _U32.pack(6, 4, cltt)
         if flags:
-            parts.append(_U16.pack(12, 2, flags))
-        size = HEADER_SIZE + sum(len(p) for p in parts)
-        if size > MAX_MESSAGE_SIZE:
-            raise FailoverEncodeError(f"BNDUPD of {size} bytes exceeds {MAX_MESSAGE_SIZE}")
-        parts[0] = _HDR.pack(size, _BNDUPD, HEADER_SIZE, time, xid)
+            out += _U16.pack(12, 2, flags)
     except struct.error as exc:
         raise FailoverEncodeError(f"BNDUPD field out of range: {exc}") from None
-    return b"".join(parts)
+    return out
 
 
 def encode_bndack(
     *, time: int, xid: int, address: int, reject: tuple[int, str] | None = None
 ) -> bytes:
     """Minimal BNDACK (G11): assigned-IP-address, plus reject-reason and message."""
+    if reject is None:
+        return _ACK.pack(_ACK_SIZE, _BNDACK, HEADER_SIZE, time, xid, 2, 4, address)
     body = _IP.pack(2, 4, address)
-    if reject is not None:
-        text = reject[1].encode("utf-8", "surrogateescape")[:1024]
-        body += _U8.pack(21, 1, reject[0]) + _OPT.pack(16, len(text)) + text
+    text = reject[1].encode("utf-8", "surrogateescape")[:1024]
+    body += _U8.pack(21, 1, reject[0]) + _OPT.pack(16, len(text)) + text
     return _HDR.pack(HEADER_SIZE + len(body), _BNDACK, HEADER_SIZE, time, xid) + body
 
 
@@ -121,8 +137,13 @@ def decode_binding(data: bytes) -> Binding | Message:
     size = len(data)
     if size >= HEADER_SIZE:
         length, mtype, payoff, mtime, xid = _HDR.unpack_from(data, 0)
-        if mtype in (_BNDUPD, _BNDACK) and payoff == HEADER_SIZE and length == size:
-            fast = _decode_fast(data, mtype, mtime, xid)
+        if payoff == HEADER_SIZE and length == size:
+            if mtype == _BNDUPD:
+                fast = _decode_fast(data, mtype, mtime, xid, _SIZES_BNDUPD)
+            elif mtype == _BNDACK:
+                fast = _decode_fast(data, mtype, mtime, xid, _SIZES_BNDACK)
+            else:
+                fast = None
             if fast is not None:
                 return fast
     msg = decode_message(data)
@@ -131,41 +152,57 @@ def decode_binding(data: bytes) -> Binding | Message:
     return msg
 
 
-def _decode_fast(data: bytes, mtype: int, mtime: int, xid: int) -> Binding | None:
-    sizes = _FAST_BNDUPD if mtype == _BNDUPD else _FAST_BNDACK
+def _table(sizes: dict[int, int]) -> tuple[int, ...]:
+    """code -> fixed size (0: variable, -1: not on the fast path), as a tuple by code."""
+    return tuple(sizes.get(code, -1) for code in range(_CODES))
+
+
+_CODES = 32
+_SIZES_BNDUPD = _table(_FAST_BNDUPD)
+_SIZES_BNDACK = _table(_FAST_BNDACK)
+
+
+def _decode_fast(
+    data: bytes, mtype: int, mtime: int, xid: int, sizes: tuple[int, ...]
+) -> Binding | None:
+    """Options into a Binding, or None for anything the generic decoder must judge."""
     b = Binding(mtype, mtime, xid)
     seen = 0
     pos = HEADER_SIZE
     end = len(data)
+    opt = _OPT.unpack_from
+    u32 = _RD_U32.unpack_from
     while pos < end:
         if pos + 4 > end:
             return None
-        code, olen = _OPT.unpack_from(data, pos)
+        code, olen = opt(data, pos)
         pos += 4
         stop = pos + olen
-        fixed = sizes.get(code)
+        if code >= _CODES or stop > end:
+            return None
+        fixed = sizes[code]
         bit = 1 << code
-        if fixed is None or stop > end or seen & bit or (fixed and olen != fixed):
+        if fixed < 0 or seen & bit or (fixed and olen != fixed):
             return None  # let the generic decoder apply ISC's rules (or raise)
         seen |= bit
         if code == 2:
-            b.address = _RD_U32.unpack_from(data, pos)[0]
+            b.address = u32(data, pos)[0]
         elif code == 3:
             b.status = data[pos]
-        elif code == 4:
-            b.uid = data[pos:stop]
+        elif code == 13:
+            b.ends = u32(data, pos)[0]
+        elif code == 18:
+            b.potential = u32(data, pos)[0]
+        elif code == 25:
+            b.stos = u32(data, pos)[0]
         elif code == 5:
             b.chaddr = data[pos:stop]
+        elif code == 4:
+            b.uid = data[pos:stop]
         elif code == 6:
-            b.cltt = _RD_U32.unpack_from(data, pos)[0]
+            b.cltt = u32(data, pos)[0]
         elif code == 12:
             b.flags = _RD_U16.unpack_from(data, pos)[0]
-        elif code == 13:
-            b.ends = _RD_U32.unpack_from(data, pos)[0]
-        elif code == 18:
-            b.potential = _RD_U32.unpack_from(data, pos)[0]
-        elif code == 25:
-            b.stos = _RD_U32.unpack_from(data, pos)[0]
         elif code == 21:
             b.reject = data[pos]
         else:  # 16

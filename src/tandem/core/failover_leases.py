@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 B = BindingState
 S = ServerState
+#: Wire value -> BindingState, without an enum call per update.
+_STATUS = {int(x): x for x in BindingState}
+_RESERVED = int(IPFlags.RESERVED)
+_BOOTP = int(IPFlags.BOOTP)
 INFINITE_ENDS = 0x7FFFFFFF  # ISC MAX_TIME: what an infinite lease's ``ends`` is sent as
 MAX_CHADDR = 21  # ISC stores at most 21 bytes of client-hardware-address (htype + 20)
 
@@ -341,12 +345,12 @@ class FailoverLeases:
         if b.address is None or b.status is None:
             return RejectReason.MISSING_BINDINFO, "missing binding information"
         a = b.address
-        ip = IPv4Address(a)
-        if not self.owns(a):
+        ip = _Ip(a)
+        pc = self._pc(a)
+        if pc is None:
             return RejectReason.ILLEGAL_IP_ADDR, f"{ip}: not in a pool of {self.name}"
-        try:
-            status = B(b.status)
-        except ValueError:
+        status = _STATUS.get(b.status)
+        if status is None:
             return RejectReason.MISSING_BINDINFO, f"{ip}: unknown binding status {b.status}"
         lease = self.db.by_addr.get(a)
         current = lease.binding_state if lease is not None else B.FREE
@@ -380,10 +384,10 @@ class FailoverLeases:
         if b.uid is not None and status is B.ABANDONED:
             return RejectReason.MISC_REJECT, f"{ip}: abandoned lease with client identifier"
         flags = b.flags or 0
-        if current is self.own:
-            if flags & IPFlags.RESERVED:
+        if current is self.own and flags:
+            if flags & _RESERVED:
                 return RejectReason.IP_NOT_RESERVED, f"{ip}: not reserved here"
-            if flags & IPFlags.BOOTP and not (lease is not None and lease.bootp):
+            if flags & _BOOTP and not (lease is not None and lease.bootp):
                 return RejectReason.MISC_REJECT, f"{ip}: BOOTP flag on a non-BOOTP lease"
         normal = self.machine.state is S.NORMAL
         if not transition_ok(
@@ -422,10 +426,10 @@ class FailoverLeases:
             self.staged.pop(a, None)
         if same_binding and lease is not None:
             mine = lease.ends, lease.tstp
-            self._apply(a, b, status, flags)
+            self._apply(a, b, status, flags, pc)
             self._keep_later_end(lease, b, now, mine)
         else:
-            self._apply(a, b, status, flags)
+            self._apply(a, b, status, flags, pc)
         return None
 
     def _keep_later_end(
@@ -465,7 +469,7 @@ class FailoverLeases:
         self.changed(lease, now)
         self._write(lease)
 
-    def _apply(self, a: int, b: Binding, status: BindingState, flags: int) -> None:
+    def _apply(self, a: int, b: Binding, status: BindingState, flags: int, pc: PoolCounts) -> None:
         db = self.db
         if a in db.offers:
             db.drop_hold(a)
@@ -493,7 +497,7 @@ class FailoverLeases:
             lease.tstp = lease.atsfp  # what the peer now knows is the newest we know
         if b.cltt is not None:
             lease.cltt = b.cltt or None
-        lease.bootp = bool(flags & IPFlags.BOOTP)
+        lease.bootp = bool(flags & _BOOTP)
         new = B.FREE if status in RETURNING else status
         lease.binding_state = new
         lease.next_binding_state = B.EXPIRED if new is B.ACTIVE else None
@@ -503,7 +507,7 @@ class FailoverLeases:
         db.requeue_moved(lease)
         if new is B.ACTIVE:
             db.schedule(lease)
-        self.recount(lease)
+        self._count(pc, a, new)
         self._write(lease)
 
     # --- BNDACK from the peer (§8.4) ---------------------------------------------------
@@ -517,7 +521,7 @@ class FailoverLeases:
         sent = self.inflight.get(a)
         if sent is None:
             return None  # nothing outstanding (superseded by a newer change): ignore
-        ip = IPv4Address(a)
+        ip = _Ip(a)
         if sent.xid != b.xid:
             self.log.append(
                 f"failover peer {self.name}: BNDACK for {ip}: xid mismatch "
@@ -543,7 +547,7 @@ class FailoverLeases:
             self.recount(lease)
         lease.rewind_binding_state = lease.binding_state
         self.unsynced.discard(a)
-        self._write(lease, gates=False)
+        self.writes[a] = lease  # _write(lease, gates=False), inlined: once per lease
         return a
 
     # --- PARTNER-DOWN and state changes ----------------------------------------------------
@@ -709,3 +713,18 @@ def _reject_text(reason: int) -> str:
         return RejectReason(reason).name.lower().replace("_", " ")
     except ValueError:
         return f"reason {reason}"
+
+
+class _Ip:
+    """An address for a log line, formatted only if the line is written (most never are)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(IPv4Address(self.value), spec)
+
+    def __str__(self) -> str:
+        return str(IPv4Address(self.value))
