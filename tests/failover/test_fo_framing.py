@@ -92,3 +92,49 @@ def test_random_chunking_yields_the_same_messages(cuts: list[int]) -> None:
         out.extend(buf)
     assert out == [A, B, C, A]
     assert len(buf) == 0
+
+
+def test_drain_returns_every_complete_message_of_a_read_in_order() -> None:
+    buf = FrameBuffer()
+    buf.feed(A + B + A + C[:100])
+    assert buf.drain() == [A, B, A]
+    assert len(buf) == 100 and buf.drain() == []
+    buf.feed(C[100:] + B)
+    assert buf.drain() == [C, B]
+    assert len(buf) == 0 and buf.drain() == []
+
+
+def test_drain_keeps_a_message_split_across_reads() -> None:
+    buf = FrameBuffer()
+    buf.feed(B[:1])  # not even the length yet
+    assert buf.drain() == []
+    buf.feed(B[1:7])
+    assert buf.drain() == []
+    buf.feed(B[7:] + A[:3])
+    assert buf.drain() == [B]
+    buf.feed(A[3:])
+    assert buf.drain() == [A]
+
+
+def test_a_failed_stream_drains_nothing() -> None:
+    buf = FrameBuffer()
+    with pytest.raises(FailoverProtocolError):
+        buf.feed(A + b"\x00\x05")  # a declared length of 5 behind a good message
+    with pytest.raises(FailoverProtocolError):
+        buf.drain()  # not even the good message before it: the link is being closed
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(A + B + C)), max_size=20))
+def test_drain_and_iteration_agree_on_any_chunking(cuts: list[int]) -> None:
+    stream = A + B + C + A
+    points = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
+    by_drain, by_iter = FrameBuffer(), FrameBuffer()
+    out_drain: list[bytes] = []
+    out_iter: list[bytes] = []
+    for start, end in itertools.pairwise(points):
+        by_drain.feed(stream[start:end])
+        out_drain.extend(by_drain.drain())
+        by_iter.feed(stream[start:end])
+        out_iter.extend(by_iter)
+        assert len(by_drain) == len(by_iter)
+    assert out_drain == out_iter == [A, B, C, A]
