@@ -158,6 +158,11 @@ def _table(sizes: dict[int, int]) -> tuple[int, ...]:
 
 
 _CODES = 32
+_OPT2_TAG = b"\x00\x02\x00\x04"  # assigned-IP-address, 4 bytes
+_OPT2_END = HEADER_SIZE + 4
+_OPT3 = struct.Struct("!HHB")
+_PREFIX_END = _OPT2_END + 4 + _OPT3.size  # header, option 2, option 3 (25)
+_SEEN_2_3 = (1 << 2) | (1 << 3)
 _SIZES_BNDUPD = _table(_FAST_BNDUPD)
 _SIZES_BNDACK = _table(_FAST_BNDACK)
 
@@ -165,13 +170,31 @@ _SIZES_BNDACK = _table(_FAST_BNDACK)
 def _decode_fast(
     data: bytes, mtype: int, mtime: int, xid: int, sizes: tuple[int, ...]
 ) -> Binding | None:
-    """Options into a Binding, or None for anything the generic decoder must judge."""
-    b = Binding(mtype, mtime, xid)
-    seen = 0
-    pos = HEADER_SIZE
+    """Options into a Binding, or None for anything the generic decoder must judge.
+
+    What Tandem and ISC send first (option 2, then option 3 in a BNDUPD) is read with one
+    unpack; an accepted BNDACK is nothing else. The loop handles the rest, and anything
+    unexpected (order, sizes) simply takes the loop from the start.
+    """
     end = len(data)
+    if end >= _ACK_SIZE and data[HEADER_SIZE:_OPT2_END] == _OPT2_TAG:
+        address = _RD_U32.unpack_from(data, _OPT2_END)[0]
+        if end == _ACK_SIZE:  # option 2 alone: an accepted BNDACK
+            return Binding(mtype, mtime, xid, address)
+        if end >= _PREFIX_END:
+            code3, len3, status = _OPT3.unpack_from(data, _ACK_SIZE)
+            if code3 == 3 and len3 == 1:
+                b = Binding(mtype, mtime, xid, address, status)
+                return _decode_options(b, data, _PREFIX_END, sizes, _SEEN_2_3)
+    return _decode_options(Binding(mtype, mtime, xid), data, HEADER_SIZE, sizes, 0)
+
+
+def _decode_options(
+    b: Binding, data: bytes, pos: int, sizes: tuple[int, ...], seen: int
+) -> Binding | None:
     opt = _OPT.unpack_from
     u32 = _RD_U32.unpack_from
+    end = len(data)
     while pos < end:
         if pos + 4 > end:
             return None
