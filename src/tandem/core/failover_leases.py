@@ -23,6 +23,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from tandem.core.failover_codec import Binding
+from tandem.core.failover_queue import UpdateQueue
 from tandem.core.failover_rules import (
     RETURNING,
     incoming_wins,
@@ -100,7 +101,7 @@ class FailoverLeases:
         self._counted: dict[int, BindingState] = {}  # address -> state it is counted as
         self.unsynced: set[int] = set()
         self.staged: dict[int, None] = {}
-        self.queue: dict[int, None] = {}
+        self.queue = UpdateQueue()
         self.inflight: dict[int, Sent] = {}
         self.writes: dict[int, Lease] = {}
         # Some write since the last take gates an outgoing message (see ``_write``).
@@ -281,7 +282,7 @@ class FailoverLeases:
         """Queue a BNDUPD for ``a``; it leaves only after the next commit barrier."""
         if a in self.inflight:
             del self.inflight[a]  # ISC: a newer change replaces the un-acked one
-        self.queue.pop(a, None)
+        self.queue.discard(a)
         self.staged[a] = None
 
     def _write(self, lease: Lease, *, gates: bool = True) -> None:
@@ -298,38 +299,34 @@ class FailoverLeases:
     def barrier(self) -> None:
         """The caller committed everything written so far: staged updates may go."""
         if self.staged:
-            self.queue.update(self.staged)
+            self.queue.extend(self.staged)
             self.staged.clear()
 
     def rescind(self) -> None:
         """Un-acked updates go back to the front of the queue (link lost, state left)."""
         if not self.inflight:
             return
-        front = dict.fromkeys(self.inflight)
-        front.update(self.queue)
-        self.queue = front
+        self.queue.push_front(self.inflight)
         self.inflight.clear()
 
     def queue_unsynced(self) -> None:
         """UPDREQ / entering NORMAL: every change the peer has not acknowledged."""
         for a in sorted(self.unsynced):
             if a not in self.inflight and a not in self.staged:
-                self.queue[a] = None
+                self.queue.add(a)
 
     def queue_all(self) -> None:
         """UPDREQALL: every lease we have a record of (never-used addresses excepted)."""
         for a in self.db.by_addr:
             if a not in self.inflight and a not in self.staged and self.owns(a):
-                self.queue[a] = None
+                self.queue.add(a)
 
     def pending_update_addresses(self) -> set[int]:
         return set(self.queue) | set(self.inflight)
 
     def next_update(self, xid: int) -> tuple[Lease, Sent] | None:
         """Pop the next queued lease and record it as in flight under ``xid``."""
-        while self.queue:
-            a = next(iter(self.queue))
-            del self.queue[a]
+        while (a := self.queue.popleft()) is not None:
             lease = self.db.by_addr.get(a)
             if lease is None:
                 continue
@@ -422,7 +419,7 @@ class FailoverLeases:
             # disagreeing (found by tandem.sim: secondary EXPIRED vs primary ACTIVE after a
             # partition, both refused, the secondary's lease EXPIRED for good).
             self.inflight.pop(a, None)
-            self.queue.pop(a, None)
+            self.queue.discard(a)
             self.staged.pop(a, None)
         if same_binding and lease is not None:
             mine = lease.ends, lease.tstp
