@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tandem.core.loadbalance import (
     MIXING_TABLE,
@@ -104,3 +107,14 @@ def test_only_discover_and_bootp_are_balanced() -> None:
     assert not should_serve("primary", hba, theirs, 0, 3, None)  # BOOTP: balanced
     assert should_serve("secondary", hba, theirs, 0, 3, None)
     assert not should_serve("secondary", None, theirs, 0, 3, DISCOVER)
+
+
+@given(st.binary(min_size=1, max_size=20), st.sampled_from([0, 256]), st.booleans())
+def test_split_0_and_256_decide_without_the_hash_as_the_hash_would(
+    key: bytes, split: int, primary: bool
+) -> None:
+    role: Literal["primary", "secondary"] = "primary" if primary else "secondary"
+    hba = hba_from_split(split)
+    expected = bucket_is_mine(lb_hash(key), hba, role)
+    assert should_serve(role, hba, key, 0, 3, DISCOVER) == expected
+    assert expected == ((split == 256) == primary)

@@ -110,4 +110,10 @@ def should_serve(  # noqa: PLR0917 - positional order fixed by the failover brie
         secs = ((secs >> 8) | (secs << 8)) & 0xFFFF
     if load_balance_max_seconds == 0 or secs > load_balance_max_seconds:
         return True
+    if hba in (_EVERY_BUCKET, _NO_BUCKET):  # split 256 / split 0: no hash needed
+        return (hba == _EVERY_BUCKET) == (role == "primary")
     return bucket_is_mine(lb_hash(client_key), hba, role)
+
+
+_EVERY_BUCKET = b"\xff" * HBA_SIZE
+_NO_BUCKET = bytes(HBA_SIZE)
