@@ -178,7 +178,7 @@ class _Conn(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         if not self.closing and not self.doomed:
-            self.link._data(self, bytes(self._buf[:nbytes]))
+            self.link._data(self, self._view[:nbytes].tobytes())  # one copy, not two
 
     def eof_received(self) -> bool:
         return False  # a half-closed failover link is a closed one
