@@ -715,8 +715,6 @@ def _reject_text(reason: int) -> str:
 class _Ip:
     """An address for a log line, formatted only if the line is written (most never are)."""
 
-    __slots__ = ("value",)
-
     def __init__(self, value: int) -> None:
         self.value = value
 

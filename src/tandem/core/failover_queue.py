@@ -21,8 +21,6 @@ __all__ = ["UpdateQueue"]
 class UpdateQueue:
     """An ordered set of addresses with O(1) add, discard, membership and front pop."""
 
-    __slots__ = ("_back", "_front", "_order", "_ticket")
-
     def __init__(self, addresses: Iterable[int] = ()) -> None:
         self._ticket: dict[int, int] = {}  # address -> ticket of its live deque entry
         self._order: deque[tuple[int, int]] = deque()  # (ticket, address), stale ones too
