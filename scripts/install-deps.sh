@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(isc-dhcp-server isc-dhcp-client isc-dhcp-relay kea-dhcp4-server kea-admin
-      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc)
+      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc gcc)
+# mypyc's C output (scripts/build_native.py) needs Python's headers: Debian's python3 has them
+# in python3-dev; a Python built from source (pyenv) brings its own.
+PY=${PYTHON:-python3}
+if [ ! -e "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
+    PKGS+=(python3-dev)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -37,7 +43,6 @@ for svc in isc-dhcp-server kea-dhcp4-server kea-ctrl-agent kea-dhcp6-server kea-
     fi
 done
 
-PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
@@ -47,3 +52,6 @@ if ! .venv/bin/python -c 'import tandem, pytest, hypothesis, mypy, ruff' 2>/dev/
     .venv/bin/pip install -q -e '.[dev]'
     touch .venv/.installed
 fi
+# The DHCP hot path compiled with mypyc (about 30 s; skipped while up to date). A failed build
+# leaves Tandem pure Python and says so (tests/test_build.py then fails in `make test`).
+.venv/bin/python scripts/build_native.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pure_build import pure_python
 from tandem.core.lease import BindingState
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome
@@ -203,6 +204,7 @@ def _forget_writes(node: SimNode) -> None:
     node.journal.append = lambda lease: None  # type: ignore[method-assign]
 
 
+@pure_python
 def test_checker_catches_an_allocator_that_hands_out_active_addresses() -> None:
     out = run_seed(3, faults=[], patch=_steal_active_addresses)
     assert out.violation is not None
@@ -274,6 +276,7 @@ def test_journal_crash_loses_only_uncommitted_records_and_cuts_torn_ones() -> No
     assert list(j.load().leases) == [IPv4Address("192.0.2.100")]
 
 
+@pure_python
 def test_world_reports_core_exceptions_as_violations() -> None:
     def explode(node: SimNode) -> None:
         server = node.server
@@ -296,6 +299,7 @@ def test_cli_last_line_and_exit_status(capsys: pytest.CaptureFixture[str]) -> No
     assert capsys.readouterr().out.splitlines()[-1] == "3 seeds, 0 violations"
 
 
+@pure_python
 def test_cli_reports_violations_with_exit_1(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tandem.config.model import Permit, Pool
 from tandem.core.lease import BindingState, Lease
@@ -61,7 +61,9 @@ class PoolState:
     permits: tuple[Permit, ...]
     dhcp: FreeList
     bootp: FreeList
-    share: object = None  # the NetState it belongs to (set by the topology)
+    # The NetState it belongs to (set by the topology). Any, not object: mypyc (see
+    # scripts/build_native.py) cannot compile a slotted dataclass field typed object.
+    share: Any = None
     failover: PoolFailover | None = None  # set by tandem.core.failover.attach
     # Free addresses as last counted by LeaseDB.count_free, minus allocations since: what the
     # new-lease gate (core.flood) reads. -1 = never counted.

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Any
 
 from tandem.config.model import (
     Block,
@@ -40,7 +41,7 @@ class Values:
     options: dict[tuple[str, int], bytes] = field(default_factory=dict)
     shared: bool = False  # precomputed and shared between packets: never mutate
     # What tandem.core.reply derives from shared values once (a ReplyPlan); not copied.
-    plan: object = field(default=None, compare=False, repr=False)
+    plan: Any = field(default=None, compare=False, repr=False)  # Any: see PoolState.share
 
     def copy(self) -> Values:
         return Values(dict(self.params), dict(self.options))

@@ -44,6 +44,8 @@ import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from mypy_extensions import mypyc_attr
+
 from tandem.wire.errors import FormatError, MalformedPacket
 from tandem.wire.ipudp import build_ethernet, build_ip_udp, decode_ip_udp
 
@@ -74,6 +76,7 @@ _ADDR_CACHE_MAX = 1 << 16
 _MAX_IPV4 = 0xFFFFFFFF
 
 
+@mypyc_attr(native_class=False)
 class _Address(IPv4Address):
     """An IPv4Address that remembers its dotted-quad text.
 
@@ -83,7 +86,9 @@ class _Address(IPv4Address):
     hashed like and usable wherever an ``IPv4Address`` is.
     """
 
-    __slots__ = ("_packed", "_text")
+    # A Python class even where mypyc compiles this module (scripts/build_native.py): it
+    # extends one. Hence no __slots__ either, which mypyc refuses there; the instances are
+    # interned and bounded (_ADDR_CACHE_MAX).
 
     def __init__(self, address: int) -> None:
         super().__init__(address)
