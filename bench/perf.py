@@ -4,7 +4,9 @@ Lab: namespaces srv (198.18.0.1/16) and perf (198.18.0.10/16) on one bridge; vet
 off. Pool 198.18.1.0-198.18.235.95 (60000 addresses), lease time 86400 s. Load: ``perfdhcp -4 -l
 eth0 -r RATE -R 60000 -p SECS -g single -s 1 -x e`` with SECS = min(20, 55000/RATE), so every
 exchange is a new lease. perfdhcp is pinned to CPU 0 and the server to CPU 1 (on 2+ CPUs). Every
-trial starts the server fresh with an empty lease database.
+trial starts the server fresh with an empty lease database. Rows: ISC dhcpd, Kea, Tandem as
+``make deps`` built it (hot path compiled with mypyc, scripts/build_native.py) and Tandem pure
+(``TANDEM_PURE=1``: the same source, interpreted).
 
 "Max sustained rate" is the highest offered rate at which at most 1 % of the started exchanges did
 not end in an ACK: ramp up by doubling until a trial fails, bisect between the last good and the
@@ -27,14 +29,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import tandem
 from tandem.lab.netns import Host, Lab, LabError
 from tandem.lab.perf import PerfResult, SyscallCounter, cpu_seconds, run_perfdhcp
 from tandem.lab.servers import Server, run_dhcpd, run_kea, run_tandem
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "conf"
-SERVERS = ("dhcpd", "kea", "tandem")
-START_RATE = {"dhcpd": 200, "kea": 4000, "tandem": 200}
+SERVERS = ("dhcpd", "kea", "tandem", "tandem-pure")
+START_RATE = {"dhcpd": 200, "kea": 4000, "tandem": 1000, "tandem-pure": 1000}
 MAX_RATE = 64000
 LOSS_LIMIT = 1.0  # percent
 EXCHANGE_CAP = 55000  # < pool size: no client repeats within one trial
@@ -85,8 +88,10 @@ class Bench:
         leases = self.srv.workdir / f"{kind}-{self.seq}.leases"
         if kind == "dhcpd":
             return run_dhcpd(self.srv, _conf("dhcpd-perf.conf"), leases, cpu=self.cpu_srv)
-        if kind == "tandem":
-            return run_tandem(self.srv, _conf("dhcpd-perf.conf"), leases, cpu=self.cpu_srv)
+        if kind in ("tandem", "tandem-pure"):
+            conf = _conf("dhcpd-perf.conf")
+            pure = kind == "tandem-pure"
+            return run_tandem(self.srv, conf, leases, cpu=self.cpu_srv, pure=pure)
         if kind == "kea":
             text = _conf("kea-dhcp4-perf.json").replace("__LEASEFILE__", str(leases))
             return run_kea(self.srv, text, cpu=self.cpu_srv)
@@ -222,14 +227,16 @@ def print_table(verdicts: list[Verdict]) -> None:
             f"{_fmt(v.lost_pct, '.2f')} | {_fmt(v.cpu_ms_per_lease, '.3f')} | {fs} |"
         )
     by = {v.server: v for v in verdicts}
-    t = by.get("tandem")
-    if t is not None:
+    for mine in ("tandem", "tandem-pure"):
+        t = by.get(mine)
+        if t is None:
+            continue
         for other in ("kea", "dhcpd"):
             o = by.get(other)
             if o is None:
                 continue
             print(
-                f"Tandem/{other}: max rate {_ratio(t.max_rate, o.max_rate)}, "
+                f"{mine}/{other}: max rate {_ratio(t.max_rate, o.max_rate)}, "
                 f"ACK/s {_ratio(t.acks_per_s, o.acks_per_s)}, "
                 f"CPU per lease {_ratio(t.cpu_ms_per_lease, o.cpu_ms_per_lease)}"
             )
@@ -250,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown servers {unknown}; choose from {SERVERS}")
 
+    # "tandem" runs the build `make deps` made: compiled with mypyc unless that failed or is
+    # stale (tandem.BUILD says why); "tandem-pure" always runs the .py files.
+    print(f"tandem build: {tandem.BUILD}")
     verdicts: list[Verdict] = []
     with Lab(keep_workdir=args.keep) as lab:
         if args.keep:

@@ -4,12 +4,17 @@ Measured, not guessed: one asyncio callback per datagram collapsed under load, s
 event drains the socket with non-blocking reads until EAGAIN (up to ``MAX_BATCH``), hands every
 packet to the pure core, and queues the replies behind the lease records the batch appended.
 
-Group commit is pipelined: one worker thread writes and fsyncs a detached chunk of records while
-the event loop keeps serving and appending to the next chunk. When the sync completes, the
-replies waiting on it are sent and the next chunk (everything that arrived meanwhile) starts.
-So at low load each lease gets its own fsync with little delay, and under load one fsync covers
-however many requests arrived during the previous one. A lease is on disk before its DHCPACK
-leaves; a reply that needs nothing durable still waits its turn so replies never overtake.
+Group commit: after each batch, the records it appended are written and fdatasync'ed once, then
+its replies go out. On a fast disk (the last sync took under ``INLINE_SYNC_MAX``) that happens
+on the event loop itself: the loop waits ~0.2 ms for the disk, and the next batch is whatever
+arrived meanwhile, so under load one fsync covers more and more requests. On a slow disk the
+sync is pipelined instead: a worker thread writes and syncs a detached chunk while the loop
+keeps serving and appending to the next one. The worker costs more CPU than the wait it saves
+on a fast disk (measured in bench/perf.py's lab with the hot path compiled: 38-53 µs of user
+time per lease with the worker, 35-42 µs inline; 14,000 DORA/s lost 4.8 % with the worker and
+0.1 % inline): every hand-off of the GIL between the two threads is a context switch on the
+server's one CPU. A lease is on disk before its DHCPACK leaves; a reply that needs nothing
+durable still waits its turn so replies never overtake.
 
 Sockets, per served interface:
 
@@ -51,10 +56,11 @@ ETH_P_IP = 0x0800
 MAX_BATCH = 128
 RCVBUF = 8 * 1024 * 1024
 MALFORMED_LOG_INTERVAL = 1.0  # seconds between two "Dropped malformed" lines of one reason
-#: A commit that holds no DHCP batch runs on the event loop itself, no worker hand-off, while
-#: the last sync took less than this (see ``flush``). Measured (issue 3): balancing a fresh
-#: 60,000-address failover pair, one sync per window of BNDUPDs on the secondary, went from
-#: 2.7 to 2.2-2.4 s and the secondary's CPU from 1.27 to 1.0 s. A slow disk keeps the worker.
+#: A commit runs on the event loop itself, no worker hand-off, while the last sync took less
+#: than this (see ``flush`` and the module docstring). Measured: DHCP batches, see above;
+#: balancing a fresh 60,000-address failover pair (one sync per window of BNDUPDs on the
+#: secondary) went from 2.7 to 2.2-2.4 s and the secondary's CPU from 1.27 to 1.0 s. A slow
+#: disk (an SD card, a loaded array) gets the worker, which keeps serving during the sync.
 INLINE_SYNC_MAX = 0.003
 _PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr (header destination)
 _IPPROTO_IP = socket.IPPROTO_IP
@@ -127,7 +133,6 @@ class DhcpEndpoint:
         # sync (or per batch when nothing is syncing), not once per batch. Under moderate
         # load a batch is one or two packets, and a write(2) per batch cost ~3 µs a packet.
         self._lines: list[str] = []
-        self._batched = False  # a DHCP batch appended records or replies since the last flush
         self._last_sync = 0.0  # seconds the last chunk took to write and sync
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -234,7 +239,6 @@ class DhcpEndpoint:
                 )
         if lines:
             self._lines += lines
-        self._batched = True
         self.flush()
         if self._after_commit is not None:
             self.after_durable(self._after_commit)
@@ -280,16 +284,15 @@ class DhcpEndpoint:
             return
         chunk = self.journal.detach()
         group, self._waiting = self._waiting, []
-        batched, self._batched = self._batched, False
         if chunk is None:
             self._run_group(group)
             if self._waiting or self.journal.pending:
                 self.flush()
             return
         loop = self._loop
-        if loop is None or (not batched and self._last_sync < INLINE_SYNC_MAX):
-            # Not started (tests, shutdown), or no DHCP batch to keep serving behind this
-            # sync and the disk is fast: two thread hand-offs cost more than the sync.
+        if loop is None or self._last_sync < INLINE_SYNC_MAX:
+            # Not started (tests, shutdown), or the disk is fast: the thread hand-offs cost
+            # more CPU than waiting for the sync here.
             self._synced(chunk, group, self._write(chunk))
             return
         self._syncing = True

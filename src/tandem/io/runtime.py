@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from tandem import __version__
+from tandem import BUILD, __version__
 from tandem.config import ConfigError, load
 from tandem.config.model import Config, Param
 from tandem.core.flood import NewLeaseLimit
@@ -99,6 +99,8 @@ def say(opts: Options, text: str) -> None:
 def banner(opts: Options) -> None:
     say(opts, f"Tandem DHCP Server {__version__}")
     say(opts, "A dhcpd.conf-compatible DHCPv4 server; see docs/ for details.")
+    if BUILD != "native":  # scripts/build_native.py compiles the hot path; see README
+        say(opts, f"Hot path: {BUILD}")
 
 
 def load_config(opts: Options) -> Config | None:
@@ -331,6 +333,7 @@ class Runtime:
         counters = self.endpoint.counters
         return {
             "version": __version__,
+            "build": BUILD,
             "pid": os.getpid(),
             "uptime": int(time.time() - self.started),
             "leases_file": self.journal.path,

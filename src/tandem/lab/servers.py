@@ -127,8 +127,12 @@ def run_tandem(
     ifaces: Sequence[str] = ("eth0",),
     cpu: int | None = None,
     ready_timeout: float = 10.0,
+    pure: bool = False,
 ) -> Server:
     """Start Tandem with dhcpd's flags and wait for "Server starting service."
+
+    ``pure`` runs the pure-Python build (``TANDEM_PURE=1``) even where the hot path is
+    compiled (scripts/build_native.py): bench/perf.py measures both.
 
     Raises LabError with Tandem's own output if it exits or never becomes ready.
     """
@@ -150,7 +154,11 @@ def run_tandem(
         *ifaces,
     ]
     proc = host.spawn(
-        cmd, host.workdir / "tandem.log", name="tandem", cpu=cpu, env={"PYTHONUNBUFFERED": "1"}
+        cmd,
+        host.workdir / "tandem.log",
+        name="tandem",
+        cpu=cpu,
+        env={"PYTHONUNBUFFERED": "1", **({"TANDEM_PURE": "1"} if pure else {})},
     )
     try:
         proc.wait_for_log(READY_DHCPD, ready_timeout)
