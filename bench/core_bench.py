@@ -160,9 +160,8 @@ def edge_pass(n: int, batch: int, *, fsync: bool) -> tuple[float, int]:
     journal.load()
     sink = open("/dev/null", "w")  # noqa: SIM115 - closed below
     emit: Callable[[list[str]], None] = lambda lines: sink.write("\n".join(lines) + "\n")  # noqa: E731
-    ep = DhcpEndpoint.__new__(DhcpEndpoint)
-    # The constructor opens real sockets; build the endpoint by hand around a fake one.
-    DhcpEndpoint.__init__(ep, srv, journal, [], emit=emit, clock=lambda: float(NOW))
+    # No interfaces: the endpoint opens no socket; the fake one below gets the replies.
+    ep = DhcpEndpoint(srv, journal, [], emit=emit, clock=lambda: float(NOW))
     fake = _CountingSocket()
     port = _Port(IFACE, fake)  # type: ignore[arg-type]
     addr = (RELAY, 67)

@@ -58,6 +58,7 @@ NATIVE_MODULES = (
     "tandem/core/server.py",
     "tandem/store/_scan.py",
     "tandem/store/leasefile.py",
+    "tandem/io/dhcp_socket.py",
 )
 
 
@@ -71,11 +72,9 @@ def ext_suffix() -> str:
 
 
 def built_files() -> list[Path]:
-    """Extension modules a previous build left in src/ (ours only)."""
-    suffix = ext_suffix()
-    found = [SRC / m.replace(".py", suffix) for m in NATIVE_MODULES]
-    found += list(SRC.glob(f"*__mypyc{suffix}"))
-    return [p for p in found if p.exists()]
+    """Every extension module under src/: only this script puts any there, and one left from
+    a build with a longer NATIVE_MODULES would still be imported (and load a stale runtime)."""
+    return sorted([*SRC.glob("*__mypyc*.so"), *(SRC / "tandem").rglob("*.so")])
 
 
 def clean() -> None:
