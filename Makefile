@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: deps lint test test-fast demo bench soak fuzz docs clean
+.PHONY: deps lint test test-fast demo bench soak fuzz docs pure clean
 
 deps:
 	bash scripts/install-deps.sh
@@ -15,8 +15,11 @@ lint: deps
 	$(VENV)/bin/ruff format --check src tests bench scripts fuzz
 	$(VENV)/bin/mypy --strict
 
+# The whole suite runs the build that ships (compiled hot path, scripts/build_native.py); then
+# the unit tests of the compiled modules run once more on their pure-Python source.
 test: lint
 	$(PY) -m pytest -q
+	TANDEM_PURE=1 $(PY) -m pytest -q -m "not lab" tests/wire tests/core tests/store tests/io tests/sim tests/test_build.py
 
 test-fast: deps
 	$(PY) -m pytest -q -m "not lab"
@@ -45,5 +48,11 @@ soak: deps
 docs: deps
 	$(PY) scripts/render_tables.py
 
+# Remove the mypyc-compiled hot path (scripts/build_native.py): Tandem runs as pure Python until
+# the next `make deps`. For one run only, set TANDEM_PURE=1 instead.
+pure:
+	$(PY) scripts/build_native.py --clean
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete; rm -f src/tandem/_native.json

@@ -16,9 +16,10 @@ perfdhcp runs on CPU 0, as in anchors.md.
    printed as details. Past ``--startup-timeout`` (150 s) the table says ">150 s"; the bench still
    waits (up to ``--seed-timeout``) because the balanced lease files are the next step's seeds.
 2. Throughput. perfdhcp (a pool of 60000 client MACs, at most PAIR_EXCHANGE_CAP = 27000 new
-   clients per pair trial: what one balanced peer holds) and bench/perf.py's ramp (max rate with
-   <= 1 % lost, then the median of the repeats), against each pair with split 256 and split 128 (both
-   servers answer: perfdhcp counts any ACK), every trial restarted from copies of the seeds; and
+   clients per pair trial: what one balanced peer holds) and bench/perf.py's ramp (max rate
+   with <= 1 % lost, then the median of the repeats), against each pair with split 256 and
+   split 128 (both servers answer: perfdhcp counts any ACK), every trial restarted from copies
+   of the seeds; and
    Tandem standalone (bench/conf/dhcpd-perf.conf, fresh lease file) for the pair/standalone ratio.
 3. One table, and the ratios Tandem pair / dhcpd pair and Tandem pair / Tandem standalone.
 
