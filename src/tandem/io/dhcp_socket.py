@@ -56,6 +56,13 @@ ETH_P_IP = 0x0800
 MAX_BATCH = 128
 RCVBUF = 8 * 1024 * 1024
 MALFORMED_LOG_INTERVAL = 1.0  # seconds between two "Dropped malformed" lines of one reason
+#: dhcpd's per-packet log lines: written at once, unless the last write was less than this many
+#: seconds ago; then with whatever else arrives until then (or once LOG_FLUSH_LINES wait). A
+#: write(2) per batch (a few packets under moderate load; a failover secondary sees every
+#: broadcast) cost ~3 µs a packet; this caps it at 500 writes a second. Short, so a line still
+#: shows up a few milliseconds at most after its packet (tests and `tail -f` read them).
+LOG_MIN_INTERVAL = 0.002
+LOG_FLUSH_LINES = 1024
 #: A commit runs on the event loop itself, no worker hand-off, while the last sync took less
 #: than this (see ``flush`` and the module docstring). Measured: DHCP batches, see above;
 #: balancing a fresh 60,000-address failover pair (one sync per window of BNDUPDs on the
@@ -129,10 +136,10 @@ class DhcpEndpoint:
         self._running = False  # a durable group's actions are being run
         self._waiting: list[Callable[[], None]] = []  # run once what precedes is durable
         self._drop_logged: dict[str, float] = {}  # reason -> monotonic time of its last line
-        # Log lines of the batches handled since the last write: written once per completed
-        # sync (or per batch when nothing is syncing), not once per batch. Under moderate
-        # load a batch is one or two packets, and a write(2) per batch cost ~3 µs a packet.
+        # Log lines of the batches handled since the last write (see LOG_MIN_INTERVAL).
         self._lines: list[str] = []
+        self._log_timer: asyncio.TimerHandle | None = None
+        self._last_emit = 0.0  # time.monotonic() of the last write of log lines
         self._last_sync = 0.0  # seconds the last chunk took to write and sync
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -248,13 +255,27 @@ class DhcpEndpoint:
             # secondary at split 256 drops every broadcast it sees: pumping its links after
             # each of those batches cost ~5 µs of Python per lease for nothing.
             self.after_durable(self._after_commit)
-        if not self._syncing:
+        self._emit_soon()
+
+    def _emit_soon(self) -> None:
+        """Write the pending log lines now, or LOG_MIN_INTERVAL after the last write."""
+        if not self._lines or self._log_timer is not None:
+            return  # nothing to write, or a write is already due
+        loop = self._loop
+        wait = self._last_emit + LOG_MIN_INTERVAL - time.monotonic()
+        if loop is None or loop.is_closed() or wait <= 0 or len(self._lines) >= LOG_FLUSH_LINES:
             self._emit_lines()
+        else:
+            self._log_timer = loop.call_later(wait, self._emit_lines)
 
     def _emit_lines(self) -> None:
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_timer = None
         lines = self._lines
         if lines:
             self._lines = []
+            self._last_emit = time.monotonic()
             self._emit(lines)
 
     def _log_malformed(self, reason: str, source: str, iface: str) -> None:
@@ -358,7 +379,7 @@ class DhcpEndpoint:
             self.counters.drops["journal-error"] += len(group)
         if self._waiting or self.journal.pending:
             self.flush()
-        self._emit_lines()
+        self._emit_soon()
 
     def _run_group(self, group: list[Callable[[], None]]) -> None:
         """Run, in order, actions whose records are durable (``flush`` defers re-entry)."""
