@@ -19,6 +19,10 @@ from tandem.wire.failover import (
     RejectReason,
     ServerFlags,
     ServerState,
+    decode_message,
+    encode_message,
+)
+from tandem.wire.failover_build import (
     build_bndack,
     build_bndupd,
     build_connect,
@@ -27,8 +31,6 @@ from tandem.wire.failover import (
     build_state,
     check_connect,
     check_connectack,
-    decode_message,
-    encode_message,
 )
 
 

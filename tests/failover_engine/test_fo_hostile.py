@@ -17,12 +17,14 @@ from tandem.wire.failover import (
     RejectReason,
     ServerFlags,
     ServerState,
+    decode_message,
+    encode_message,
+)
+from tandem.wire.failover_build import (
     build_connect,
     build_connectack,
     build_empty,
     build_state,
-    decode_message,
-    encode_message,
 )
 from tandem.wire.framing import FrameBuffer
 

@@ -26,9 +26,11 @@ from tandem.wire.failover import (
     FoBindingStatus,
     IPFlags,
     RejectReason,
+    encode_message,
+)
+from tandem.wire.failover_build import (
     build_bndack,
     build_bndupd,
-    encode_message,
 )
 
 B = BindingState

@@ -33,6 +33,9 @@ from tandem.wire.failover import (
     MessageType,
     RejectReason,
     ServerState,
+    encode_message,
+)
+from tandem.wire.failover_build import (
     build_connect,
     build_connectack,
     build_disconnect,
@@ -41,7 +44,6 @@ from tandem.wire.failover import (
     build_state,
     check_connect,
     check_connectack,
-    encode_message,
 )
 from tandem.wire.framing import FrameBuffer
 
