@@ -289,12 +289,11 @@ class DhcpEndpoint:
         if last is not None and now - last < MALFORMED_LOG_INTERVAL:
             return
         self._drop_logged[reason] = now
-        self._emit(
-            [
-                f"Dropped malformed DHCP packet from {source} via {iface}: {reason} "
-                f"({self.counters.drops[reason]} dropped so far)"
-            ]
+        self._lines.append(
+            f"Dropped malformed DHCP packet from {source} via {iface}: {reason} "
+            f"({self.counters.drops[reason]} dropped so far)"
         )
+        self._emit_lines()  # with the lines still waiting (LOG_MIN_INTERVAL), in order
 
     # --- group commit ------------------------------------------------------------------
 
