@@ -25,6 +25,7 @@ from types import FrameType
 
 from tandem.config import ConfigError, _parse, parse_text
 from tandem.config.model import Config
+from tandem.config.seed import SEED_SUBNET
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome, RxMeta
 from tandem.io.control import ControlError, json_depth, parse_request
@@ -93,19 +94,8 @@ def _reason_ok(reason: object) -> None:
 T0 = 1_700_000_000
 SERVER_IF = IPv4Interface("192.0.2.1/24")
 
-SEED_CONFIG = """
-authoritative;
-subnet 192.0.2.0 netmask 255.255.255.0 {
-        option routers 192.0.2.5;
-        option subnet-mask 255.255.255.00;
-        option ntp-servers 192.0.2.6;
-        option time-offset 2;
-        option broadcast-address 192.0.2.255;
-        pool {
-                range 192.0.2.100 192.0.2.200;
-        }
-}
-"""
+# The seed's subnet (tandem.config.seed, verbatim, standalone), answered authoritatively.
+SEED_CONFIG = "authoritative;\n" + SEED_SUBNET
 
 # A second server with the features the seed lacks: relays (giaddr), option 82 matching,
 # classes, hosts, dynamic BOOTP, a small pool that runs out.

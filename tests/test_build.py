@@ -8,9 +8,13 @@ for the pure build on purpose (the suite then tests that one).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import tandem
 import tandem.core.server
@@ -38,3 +42,20 @@ def test_pure_python_is_one_environment_variable_away() -> None:
         check=True,
     ).stdout
     assert out.startswith("pure (TANDEM_PURE is set) ") and out.strip().endswith("server.py")
+
+
+def test_a_compiled_module_older_than_its_source_is_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard of tandem/__init__.py: a stamp whose digest no longer matches a source (an
+    edit or a checkout since the build) makes the build pure, naming the file."""
+    stamp = {"python": sys.version.split()[0], "modules": {"tandem/core/codes.py": "0" * 64}}
+    fake = tmp_path / "_native.json"
+    fake.write_text(json.dumps(stamp), encoding="utf-8")
+    monkeypatch.setattr(tandem, "_STAMP", fake)
+    assert tandem.stamp_problem() == "native build older than tandem/core/codes.py: run make deps"
+    monkeypatch.delenv("TANDEM_PURE", raising=False)
+    assert tandem._native_build().startswith("pure (native build older than")
+    stamp["python"] = "2.7.18"
+    fake.write_text(json.dumps(stamp), encoding="utf-8")
+    assert tandem.stamp_problem() == "native build is for another Python: run make deps"

@@ -45,26 +45,40 @@ class _SourceOnly:
         return None
 
 
-def _native_build() -> str:
-    """The build to run: "native" if the compiled modules match their sources, else why not."""
-    if os.environ.get("TANDEM_PURE", "") not in ("", "0"):
-        return "pure (TANDEM_PURE is set)"
+def stamp_problem() -> str | None:
+    """Why the compiled modules may not run (None: they match their sources).
+
+    Shared with scripts/build_native.py, which writes the stamp and rebuilds when this says so.
+    """
     try:
         stamp = json.loads(_STAMP.read_text(encoding="utf-8"))
         modules: dict[str, str] = stamp["modules"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "pure"
+        return "no native build"
     if stamp.get("python") != sys.version.split()[0]:
-        return "pure (native build is for another Python: run make deps)"
+        return "native build is for another Python: run make deps"
     src = _HERE.parent
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
     for mod, digest in modules.items():
         try:
             current = hashlib.sha256((src / mod).read_bytes()).hexdigest()
         except OSError:
-            return "pure (native build incomplete: run make deps)"
+            return f"{mod} is gone: run make deps"
         if current != digest:
-            return f"pure (native build older than {mod}: run make deps)"
-    return "native"
+            return f"native build older than {mod}: run make deps"
+        if not (src / mod.replace(".py", suffix)).exists():
+            return f"native build incomplete ({mod}): run make deps"
+    return None
+
+
+def _native_build() -> str:
+    """The build to run: "native" if the compiled modules match their sources, else why not."""
+    if os.environ.get("TANDEM_PURE", "") not in ("", "0"):
+        return "pure (TANDEM_PURE is set)"
+    problem = stamp_problem()
+    if problem == "no native build":
+        return "pure"
+    return "native" if problem is None else f"pure ({problem})"
 
 
 BUILD = _native_build()

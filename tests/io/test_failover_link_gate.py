@@ -41,27 +41,42 @@ def gated_rig(tmp: Path) -> tuple[Rig, GatedEngine, HeldDurability]:
     return rig, engine, held
 
 
+class FakePeer:
+    """The partner's end of the link: accepts it and records every byte it sends."""
+
+    def __init__(self) -> None:
+        self.got = bytearray()
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def serve(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        self.writers.append(w)
+        while chunk := await r.read(100):
+            self.got.extend(chunk)
+
+    def write(self, data: bytes) -> None:
+        self.writers[0].write(data)
+
+
+async def connected(rig: Rig, held: HeldDurability) -> tuple[FakePeer, asyncio.Server]:
+    """Start the rig's links against a FakePeer and let the CONNECT through."""
+    peer = FakePeer()
+    srv = await asyncio.start_server(peer.serve, PEER, rig.peer_port)
+    rig.links.start(asyncio.get_running_loop())
+    await wait_until(lambda: len(held.held) == 1 and bool(peer.writers))
+    held.release()  # the CONNECT
+    await wait_until(lambda: bytes(peer.got) == b"CONNECT")
+    return peer, srv
+
+
 def test_ungated_output_leaves_at_once_and_its_records_are_committed_soon(
     tmp_path: Path,
 ) -> None:
     async def body(tmp: Path) -> None:
         rig, _engine, held = gated_rig(tmp)
-        got = bytearray()
-        writer: list[asyncio.StreamWriter] = []
-
-        async def peer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            writer.append(w)
-            while chunk := await r.read(100):
-                got.extend(chunk)
-
-        srv = await asyncio.start_server(peer, PEER, rig.peer_port)
-        rig.links.start(asyncio.get_running_loop())
-        await wait_until(lambda: len(held.held) == 1 and bool(writer))
-        held.release()  # the CONNECT
-        await wait_until(lambda: bytes(got) == b"CONNECT")
+        peer, srv = await connected(rig, held)
         # BNDACK-like input: the engine writes bookkeeping, but its answer depends on none of it.
-        writer[0].write(b"ackonly-lease")
-        await wait_until(lambda: bytes(got) == b"CONNECTack:ackonly-lease")
+        peer.write(b"ackonly-lease")
+        await wait_until(lambda: bytes(peer.got) == b"CONNECTack:ackonly-lease")
         assert rig.journal.pending == 2  # sent ahead of the records, which are not durable yet
         assert held.held == []  # and no commit was asked for each window
         await wait_until(lambda: len(held.held) == 1)  # LAZY_COMMIT_AFTER later: one commit
@@ -77,30 +92,18 @@ def test_ungated_output_leaves_at_once_and_its_records_are_committed_soon(
 def test_ungated_output_never_overtakes_a_send_waiting_for_its_sync(tmp_path: Path) -> None:
     async def body(tmp: Path) -> None:
         rig, _engine, held = gated_rig(tmp)
-        got = bytearray()
-        writer: list[asyncio.StreamWriter] = []
-
-        async def peer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            writer.append(w)
-            while chunk := await r.read(100):
-                got.extend(chunk)
-
-        srv = await asyncio.start_server(peer, PEER, rig.peer_port)
-        rig.links.start(asyncio.get_running_loop())
-        await wait_until(lambda: len(held.held) == 1 and bool(writer))
-        held.release()
-        await wait_until(lambda: bytes(got) == b"CONNECT")
-        writer[0].write(b"lease")  # a BNDUPD to ack: its ack waits for the sync
+        peer, srv = await connected(rig, held)
+        peer.write(b"lease")  # a BNDUPD to ack: its ack waits for the sync
         await wait_until(lambda: len(held.held) == 1)
-        writer[0].write(b"ackonly")  # would be free to go, but must queue behind the held ack
+        peer.write(b"ackonly")  # would be free to go, but must queue behind the held ack
         await wait_until(lambda: len(held.held) == 2)
         await asyncio.sleep(0.1)
-        assert bytes(got) == b"CONNECT"
+        assert bytes(peer.got) == b"CONNECT"
         held.release()
-        await wait_until(lambda: bytes(got) == b"CONNECTack:leaseack:ackonly")
+        await wait_until(lambda: bytes(peer.got) == b"CONNECTack:leaseack:ackonly")
         # With nothing held any more, the fast path is open again.
-        writer[0].write(b"ackonly2")
-        await wait_until(lambda: bytes(got).endswith(b"ack:ackonly2"))
+        peer.write(b"ackonly2")
+        await wait_until(lambda: bytes(peer.got).endswith(b"ack:ackonly2"))
         assert held.held == []
         rig.links.close()
         srv.close()
@@ -113,25 +116,13 @@ def test_an_engine_without_the_hint_is_always_gated(tmp_path: Path) -> None:
         rig = Rig(tmp, "primary", greeting=b"CONNECT")  # ScriptedEngine: no output_needs_commit
         held = HeldDurability(rig.journal)
         rig.link.durability = held
-        got = bytearray()
-        writer: list[asyncio.StreamWriter] = []
-
-        async def peer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            writer.append(w)
-            while chunk := await r.read(100):
-                got.extend(chunk)
-
-        srv = await asyncio.start_server(peer, PEER, rig.peer_port)
-        rig.links.start(asyncio.get_running_loop())
-        await wait_until(lambda: len(held.held) == 1 and bool(writer))
-        held.release()
-        await wait_until(lambda: bytes(got) == b"CONNECT")
-        writer[0].write(b"ackonly")
+        peer, srv = await connected(rig, held)
+        peer.write(b"ackonly")
         await wait_until(lambda: len(held.held) == 1)
         await asyncio.sleep(0.1)
-        assert bytes(got) == b"CONNECT"
+        assert bytes(peer.got) == b"CONNECT"
         held.release()
-        await wait_until(lambda: bytes(got) == b"CONNECTack:ackonly")
+        await wait_until(lambda: bytes(peer.got) == b"CONNECTack:ackonly")
         rig.links.close()
         srv.close()
 

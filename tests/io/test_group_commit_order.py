@@ -138,3 +138,56 @@ def test_a_dhcp_batch_is_durable_before_its_ack_on_either_path(
     assert sent[0][1] == 0 and sent[1][1] == 1  # the ACK left after its record was written
     assert commits == 1
     assert sent_at_return == (2 if inline_max else 1)
+
+
+def test_failover_links_are_pumped_only_after_a_batch_that_changed_leases(
+    tmp_path: Path,
+) -> None:
+    """A DISCOVER changes no lease (an OFFER is a hold): no pump; the REQUEST's ACK does."""
+    conf = "subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; }"
+    iface = Interface("eth0", 2, bytes(6), (IPv4Interface("10.0.0.1/24"),))
+    journal = LeaseJournal(tmp_path / "dhcpd.leases", fsync=False)
+    journal.load()
+    server = DhcpServer(parse_text(conf), interfaces={"eth0": iface.addrs})
+    pumped: list[int] = []
+    endpoint = DhcpEndpoint(
+        server, journal, [], emit=lambda _l: None, after_commit=lambda: pumped.append(1)
+    )
+    sock = _SentSocket(tmp_path / "dhcpd.leases")
+    port = _Port(iface, sock)  # type: ignore[arg-type]
+    relay = ("10.0.0.254", 67)
+    mac = b"\x02\x00\x00\x00\x00\x02"
+    endpoint.process_batch(port, [(_relayed(1, mac, {}), True, relay)])
+    assert pumped == []
+    offer = decode(sock.sent[-1][0])
+    ask = {50: offer.yiaddr.packed, 54: offer.options[54]}
+    endpoint.process_batch(port, [(_relayed(3, mac, ask), True, relay)])
+    assert pumped == [1]
+    endpoint.close()
+
+
+def test_log_lines_of_close_batches_go_out_in_one_write_soon_after(tmp_path: Path) -> None:
+    """Within LOG_MIN_INTERVAL of a write, the next batches' lines wait and leave together."""
+    conf = "subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; }"
+    iface = Interface("eth0", 2, bytes(6), (IPv4Interface("10.0.0.1/24"),))
+
+    async def scenario() -> list[list[str]]:
+        journal = LeaseJournal(tmp_path / "dhcpd.leases", fsync=False)
+        journal.load()
+        server = DhcpServer(parse_text(conf), interfaces={"eth0": iface.addrs})
+        writes: list[list[str]] = []
+        endpoint = DhcpEndpoint(server, journal, [], emit=writes.append)
+        endpoint.start(asyncio.get_running_loop())
+        port = _Port(iface, _SentSocket(tmp_path / "dhcpd.leases"))  # type: ignore[arg-type]
+        relay = ("10.0.0.254", 67)
+        for i in range(3):
+            mac = bytes([2, 0, 0, 0, 0, 10 + i])
+            endpoint.process_batch(port, [(_relayed(1, mac, {}), True, relay)])
+        assert len(writes) == 1  # the first batch at once; the next two wait
+        await asyncio.sleep(dhcp_socket.LOG_MIN_INTERVAL * 5)
+        endpoint.close()
+        return writes
+
+    writes = asyncio.run(scenario())
+    assert [len(w) for w in writes] == [2, 4]  # DISCOVER + OFFER lines per batch
+    assert all(line.startswith(("DHCPDISCOVER", "DHCPOFFER")) for w in writes for line in w)
