@@ -43,11 +43,11 @@ from pathlib import Path
 from core_bench import request_bytes  # bench/core_bench.py: perfdhcp-shaped requests
 
 from tandem.config import load
-from tandem.core.failover import FailoverEngine, attach
-from tandem.core.failover_pair import Pair
+from tandem.core.failover.engine import FailoverEngine, FailoverSetup
 from tandem.core.server import DhcpServer, RxMeta
 from tandem.io.dhcp_socket import tune_for_serving
 from tandem.io.failover_link import FailoverLink, _Conn
+from tandem.lab.failover_pair import Pair
 from tandem.store.journal import LeaseJournal
 from tandem.wire import dhcp
 
@@ -65,8 +65,9 @@ class Node:
     def __init__(self, conf: str, iface: IPv4Interface, tmp: Path, *, fsync: bool) -> None:
         cfg = load(str(CONF / conf))
         self.iface = iface
-        self.server = DhcpServer(cfg, interfaces={"eth0": (iface,)})
-        (self.engine,) = attach(self.server, cfg, {}, NOW).values()
+        setup = FailoverSetup(cfg, {}, NOW)
+        self.server = DhcpServer(cfg, interfaces={"eth0": (iface,)}, failover=setup)
+        (self.engine,) = setup.engines.values()
         self.peer = cfg.failover_peers[0]
         self.journal = LeaseJournal(tmp / f"{conf}.leases", fsync=fsync)
         self.journal.load()

@@ -18,7 +18,7 @@ from its ``.py`` file instead, so a stale extension can never run. ``tandem -t``
 startup banner say which build runs.
 
 The failover modules stay pure Python: compiled, the state machine's IntEnum members came back
-as plain ints in places (tests/failover_engine caught it), and they are not on the per-DHCP-
+as plain ints in places (tests/core/failover caught it), and they are not on the per-DHCP-
 packet path. Without a C compiler or Python's headers the build fails, this script says so and
 exits 0: Tandem then runs pure. ``--strict`` makes such a failure an error (CI uses it).
 

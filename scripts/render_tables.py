@@ -1,8 +1,8 @@
-"""Render the failover state table (tandem.core.fostate) into docs/failover-states.md.
+"""Render the failover state table (tandem.core.failover.states) into docs/failover-states.md.
 
 The doc is generated from the same table the machine runs, so it cannot drift: the text
 between the markers is replaced, everything else in the file is kept. ``--check`` exits 1
-when the file is out of date (tests/failover/test_fostate.py runs the same comparison).
+when the file is out of date (tests/core/failover/test_fo_state.py runs the same comparison).
 
 No binding-state rule table exists in tandem.core yet; when one does, render it here too.
 """
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tandem.core.fostate import (
+from tandem.core.failover.states import (
     ENTRY_RULES,
     IGNORES_REPEATED_PEER_STATE,
     PEER_DEMANDS_SILENCE,
@@ -36,7 +36,7 @@ _HEADER = """# Failover server states
 
 How a Tandem server moves between failover states. The rules copy ISC dhcpd 4.4
 (reference/failover-isc.md §7). The table below is generated from
-`tandem.core.fostate.TABLE`; edit the code, then run `python scripts/render_tables.py`.
+`tandem.core.failover.states.TABLE`; edit the code, then run `python scripts/render_tables.py`.
 
 """
 

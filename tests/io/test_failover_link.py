@@ -17,10 +17,9 @@ from typing import Literal
 import pytest
 
 from tandem.config.model import FailoverPeer
-from tandem.core.lease import BindingState, Lease
+from tandem.core.lease import BindingState, FailoverStateRecord, Lease
 from tandem.io.failover_link import FailoverLink, FailoverLinks, Timing
 from tandem.store.journal import LeaseJournal
-from tandem.store.leasefile import FailoverStateRecord
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tandem.core.failover.loadbalance import client_key, hba_from_split, lb_hash, primary_serves
 from tandem.core.lease import BindingState
-from tandem.core.loadbalance import client_key, hba_from_split, lb_hash, primary_serves
 from tandem.io.control import ControlUnavailable, control_path_for, request
 from tandem.lab.netns import Host, Lab, LabError
 from tandem.lab.servers import Server, run_dhcpd, run_tandem

@@ -1,9 +1,9 @@
 """Load balancing with ``split 128``: each server answers exactly the clients whose hash bucket
 it owns, and the other one steps in only once ``secs`` exceeds ``load balance max seconds`` (3).
 
-The expected owner of every MAC comes from the RFC 3074 hash (tandem.core.loadbalance, checked
-against ISC's table in tests/failover/); the probe sends one DISCOVER per synthetic MAC with
-the broadcast flag, so it hears every server that answers.
+The expected owner of every MAC comes from the RFC 3074 hash (tandem.core.failover.loadbalance,
+checked against ISC's table in tests/core/failover/); the probe sends one DISCOVER per
+synthetic MAC with the broadcast flag, so it hears every server that answers.
 """
 
 from __future__ import annotations

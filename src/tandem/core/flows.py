@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from tandem.core import codes
 from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
 from tandem.core.expr import parse_suboptions
-from tandem.core.failover_hooks import PoolFailover
+from tandem.core.failover.loadbalance import client_key
+from tandem.core.failover.policy import PoolFailover
 from tandem.core.lease import BindingState, Lease
-from tandem.core.loadbalance import client_key
 from tandem.core.topology import SubnetState
 from tandem.core.types import Outcome
 from tandem.wire.dhcp import ipv4

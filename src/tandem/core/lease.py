@@ -1,4 +1,4 @@
-"""The lease record shared by the core, the lease store and (later) failover.
+"""The records the core keeps and the lease store persists: leases and failover states.
 
 A lease is mutable on purpose: the core updates leases in place on the hot path and hands
 the changed ones to the store, which must make them durable before the reply leaves.
@@ -83,3 +83,19 @@ class Lease:
             bootp=self.bootp,
             variables=dict(self.variables),
         )
+
+
+@dataclass(slots=True, frozen=True)
+class FailoverStateRecord:
+    """A ``failover peer "NAME" state { ... }`` record: both sides' state and its start.
+
+    ``*_stos`` of ``None`` means the ``at DATE`` part is absent (dhcpd then takes the time
+    of reading). ``mclt`` is written by a secondary only (a primary rejects it).
+    """
+
+    name: str
+    my_state: str
+    my_stos: int | None
+    partner_state: str
+    partner_stos: int | None
+    mclt: int | None = None

@@ -27,7 +27,7 @@ from tandem.core.lease import BindingState, Lease
 from tandem.wire.dhcp import ipv4
 
 if TYPE_CHECKING:
-    from tandem.core.failover_hooks import PoolFailover
+    from tandem.core.failover.policy import PoolFailover
 
 HwKey = tuple[int, bytes]
 OFFER_HOLD = 120  # dhcpd: "Set the lease to really expire in 2 minutes" (dhcpdiscover)
@@ -64,7 +64,7 @@ class PoolState:
     # The NetState it belongs to (set by the topology). Any, not object: mypyc (see
     # scripts/build_native.py) cannot compile a slotted dataclass field typed object.
     share: Any = None
-    failover: PoolFailover | None = None  # set by tandem.core.failover.attach
+    failover: PoolFailover | None = None  # given by the server (its ``failover=``)
     # Free addresses as last counted by LeaseDB.count_free, minus allocations since: what the
     # new-lease gate (core.flood) reads. -1 = never counted.
     free_hint: int = -1

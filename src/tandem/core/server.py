@@ -9,8 +9,8 @@ per-packet client view (``Client``) and the lookups shared by the flows: finding
 lease (dhcpd's find_lease), allocating a new one (allocate_lease), evaluating scopes and
 building replies.
 
-Failover: pools with ``failover peer`` carry a ``PoolFailover`` (set by
-``tandem.core.failover.attach``) that the flows consult for service state, load balancing,
+Failover: pools with ``failover peer`` carry a ``PoolFailover`` (given to the server when
+it is built, ``failover=``) that the flows consult for service state, load balancing,
 lease ownership and the MCLT clamp; every committed change of such a lease is handed to it
 here (``handle``/``tick``), where it becomes a BNDUPD.
 
@@ -24,14 +24,14 @@ dhcpd (which does not commit offers).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.config.model import Block, Conditional, Config, Host, OptionSet, Param
 from tandem.core import codes, flows
 from tandem.core.client import Candidate, Client
 from tandem.core.codes import name_table
-from tandem.core.failover_hooks import PoolFailover
+from tandem.core.failover.policy import PoolFailover
 from tandem.core.flood import NewLeaseGate, NewLeaseLimit
 from tandem.core.lease import BindingState, Lease
 from tandem.core.pools import FreeList, LeaseDB, PoolState
@@ -49,6 +49,10 @@ from tandem.core.scope import Classifier, HostIndex, Values, execute, permitted
 from tandem.core.topology import NetState, SubnetState, Topology
 from tandem.core.types import Outcome, Reply, RxMeta
 from tandem.wire.dhcp import Packet, ipv4
+
+#: Builds the failover policies from the server's lease database and pools (in topology
+#: order), by relationship name: ``tandem.core.failover.engine.FailoverSetup``.
+FailoverFactory = Callable[[LeaseDB, Sequence[PoolState]], Mapping[str, PoolFailover]]
 
 _ACTIVE = BindingState.ACTIVE
 _FREE = BindingState.FREE
@@ -78,6 +82,7 @@ class DhcpServer:
         interfaces: Mapping[str, tuple[IPv4Interface, ...]] | None = None,
         default_t1_t2: bool = True,
         new_lease_limit: NewLeaseLimit | None = None,
+        failover: FailoverFactory | None = None,
     ) -> None:
         self.config = config
         self.gate = NewLeaseGate(new_lease_limit) if new_lease_limit is not None else None
@@ -104,10 +109,18 @@ class DhcpServer:
             tuple[int, int], tuple[tuple[IPv4Interface, ...], SubnetState | None, IPv4Address]
         ] = {}
         self._ours_cache: dict[int, tuple[tuple[IPv4Interface, ...], frozenset[IPv4Address]]] = {}
-        self.failover_enabled = False  # set by tandem.core.failover.attach
         for lease in leases:
             self.db.load(lease)
         self._pools = [p for share in self.topo.shares for p in share.pools]
+        # Failover is given here, once the leases are loaded: the factory (the engine's
+        # ``FailoverSetup``) returns a policy per relationship, and each pool with
+        # ``failover peer NAME`` consults NAME's from now on.
+        policies = failover(self.db, self._pools) if failover is not None else {}
+        for pool in self._pools:
+            name = pool.model.failover_peer
+            if name is not None:
+                pool.failover = policies.get(name)
+        self.failover_enabled = bool(policies)
         self._next_free_count = 0
         if self.gate is not None:
             self.db.count_free(self._pools)
@@ -422,9 +435,17 @@ class DhcpServer:
             if gate is not None and not gate.allow(id(pool), pool.size, pool.free_hint, c.now):
                 self.gated = pool  # in its reserve and out of tokens: see core.flood
                 continue
+            fo = pool.failover
             for fl in (pool.dhcp, pool.bootp):
-                if pool.failover is not None:
-                    got = pool.failover.take(self.db, fl, c.now, False)
+                if fo is not None:
+                    rule = fo.take_rule(c.now, False)
+                    got = self.db.take(
+                        fl,
+                        abandoned_ok=rule.abandoned_ok,
+                        free=rule.free,
+                        backup=rule.backup,
+                        accept=rule.accept,
+                    )
                 else:
                     got = self.db.take(fl, abandoned_ok=False)
                 if got is not None:
@@ -435,7 +456,14 @@ class DhcpServer:
         if fallback is not None:
             fo = fallback[0].failover
             if fo is not None:
-                got = fo.take(self.db, fallback[1], c.now, True)
+                rule = fo.take_rule(c.now, True)
+                got = self.db.take(
+                    fallback[1],
+                    abandoned_ok=rule.abandoned_ok,
+                    free=rule.free,
+                    backup=rule.backup,
+                    accept=rule.accept,
+                )
             else:
                 got = self.db.take(fallback[1])
             if got is not None:

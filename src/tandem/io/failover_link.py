@@ -51,9 +51,8 @@ from ipaddress import IPv4Address
 from typing import Protocol
 
 from tandem.config.model import FailoverPeer
-from tandem.core.lease import Lease
+from tandem.core.lease import FailoverStateRecord, Lease
 from tandem.store.journal import JournalError, LeaseJournal
-from tandem.store.leasefile import FailoverStateRecord
 
 __all__ = [
     "Durability",

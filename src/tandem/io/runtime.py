@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import logging.handlers
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 from tandem import BUILD, __version__
 from tandem.config import ConfigError, load
 from tandem.config.model import Config, Param
+from tandem.core.failover.engine import FailoverSetup
 from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
 from tandem.io.control import ControlError, ControlServer, control_path_for
@@ -32,7 +31,7 @@ from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine, FailoverLinks
 from tandem.io.netif import list_interfaces
 from tandem.store.journal import LeaseJournal
-from tandem.store.leasefile import FailoverStateRecord, LeaseFileContents, LeaseFileError
+from tandem.store.leasefile import LeaseFileContents, LeaseFileError
 
 DEFAULT_CONF = "/etc/dhcp/dhcpd.conf"
 DEFAULT_LEASES = "/var/lib/dhcp/dhcpd.leases"
@@ -41,8 +40,6 @@ REWRITE_PERIOD = 3600  # seconds between lease-file compactions, as dhcpd
 STATS_MAX_AGE = 1.0  # seconds a ``status`` answer may reuse the lease counts (_server_stats)
 
 log = logging.getLogger("tandem")
-
-Attach = Callable[[DhcpServer, Config, Mapping[str, FailoverStateRecord], int], Mapping[str, Any]]
 
 
 DEFAULT_LIMIT = NewLeaseLimit()
@@ -139,12 +136,6 @@ def _emit_stderr(lines: list[str]) -> None:
     sys.stderr.flush()
 
 
-def _failover_attach() -> Attach:
-    """``tandem.core.failover.attach``, imported only when a config declares a peer."""
-    module = importlib.import_module("tandem.core.failover")
-    return cast(Attach, module.attach)
-
-
 def serve(opts: Options) -> int:
     """Load config and leases, bind the interfaces, serve until SIGTERM/SIGINT."""
     banner(opts)
@@ -203,21 +194,15 @@ def serve(opts: Options) -> int:
         print("Not configured to listen on any interfaces!", file=sys.stderr)
         return 1
 
+    setup = FailoverSetup(config, contents.failover_states, int(time.time()))
     server = DhcpServer(
         config,
         leases=contents.leases.values(),
         interfaces={i.name: i.addrs for i in chosen},
         new_lease_limit=opts.new_lease_limit,
+        failover=setup if config.failover_peers else None,
     )
-    engines: dict[str, Engine] = {}
-    if config.failover_peers:
-        try:
-            attach = _failover_attach()
-        except ImportError as exc:
-            print(f"failover peers are declared but unsupported here: {exc}", file=sys.stderr)
-            return 1
-        attached = attach(server, config, contents.failover_states, int(time.time()))
-        engines = {name: cast(Engine, eng) for name, eng in attached.items()}
+    engines: dict[str, Engine] = dict(setup.engines)
     journal.rewrite(server.leases(), contents.failover_states.values())
     say(opts, f"Wrote {sum(1 for _ in server.leases())} leases to leases file.")
 

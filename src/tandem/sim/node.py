@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import TYPE_CHECKING
 
 from tandem.config.model import Config
-from tandem.core.failover import FailoverEngine, attach
+from tandem.core.failover.engine import FailoverEngine, FailoverSetup
 from tandem.core.server import DhcpServer
 from tandem.core.types import Reply, RxMeta
 from tandem.sim.journal import SimJournal
@@ -75,11 +75,14 @@ class SimNode:
     def start(self) -> None:
         """Start (or restart) from the journal, through the real parser, like serve()."""
         contents = self.journal.load()
+        setup = FailoverSetup(self.config, contents.failover_states, self.now())
         server = DhcpServer(
-            self.config, leases=contents.leases.values(), interfaces={"eth0": (self.iface,)}
+            self.config,
+            leases=contents.leases.values(),
+            interfaces={"eth0": (self.iface,)},
+            failover=setup,
         )
-        engines = attach(server, self.config, contents.failover_states, self.now())
-        (engine,) = engines.values()
+        (engine,) = setup.engines.values()
         self.journal.rewrite(server.leases(), contents.failover_states.values())
         self.server, self.engine = server, engine
         self.up = True

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Final, NamedTuple
 
-from tandem.core.lease import BindingState, Lease
+from tandem.core.lease import BindingState, FailoverStateRecord, Lease
 from tandem.store._scan import (
     MAX_DATA,
     NEVER,
@@ -107,22 +107,6 @@ class LeaseFileError(Exception):
         self.line = line
         self.col = col
         self.message = message
-
-
-@dataclass(slots=True, frozen=True)
-class FailoverStateRecord:
-    """A ``failover peer "NAME" state { ... }`` record: both sides' state and its start.
-
-    ``*_stos`` of ``None`` means the ``at DATE`` part is absent (dhcpd then takes the time
-    of reading). ``mclt`` is written by a secondary only (a primary rejects it).
-    """
-
-    name: str
-    my_state: str
-    my_stos: int | None
-    partner_state: str
-    partner_stos: int | None
-    mclt: int | None = None
 
 
 @dataclass(slots=True, frozen=True)

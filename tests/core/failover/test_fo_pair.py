@@ -24,7 +24,7 @@ from fokit import (
     seed_conf,
 )
 
-from tandem.core.failover_pair import Pair
+from tandem.lab.failover_pair import Pair
 
 DHCPACK = 5
 DHCPOFFER = 2

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tandem.core.failover import FailoverEngine
-from tandem.core.lease import Lease
-from tandem.store.leasefile import FailoverStateRecord
+from tandem.core.failover.engine import FailoverEngine
+from tandem.core.lease import FailoverStateRecord, Lease
 
 Commit = Callable[[FailoverEngine, list[Lease], list[FailoverStateRecord]], None]
 Ticker = Callable[[int], None]

@@ -8,8 +8,8 @@ import itertools
 
 from fokit import T0, Node, dora, fresh_pair, mac, seed_conf
 
-from tandem.core.failover_codec import Binding, decode_binding
 from tandem.wire.failover import MessageType
+from tandem.wire.failover_fast import Binding, decode_binding
 from tandem.wire.framing import FrameBuffer
 
 POOL = ("192.0.2.10", "192.0.2.250")

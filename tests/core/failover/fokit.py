@@ -1,4 +1,4 @@
-"""Two DhcpServers with FailoverEngines on an in-memory link (tandem.core.failover_pair)."""
+"""Two DhcpServers with FailoverEngines on an in-memory link (tandem.lab.failover_pair)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.config import parse_text
 from tandem.config.seed import SEED_PRIMARY, SEED_SECONDARY
-from tandem.core.failover import FailoverEngine, attach
-from tandem.core.failover_pair import Pair
-from tandem.core.lease import BindingState, Lease
+from tandem.core.failover.engine import FailoverEngine, FailoverSetup
+from tandem.core.lease import BindingState, FailoverStateRecord, Lease
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome, RxMeta
-from tandem.store.leasefile import FailoverStateRecord
+from tandem.lab.failover_pair import Pair
 from tandem.wire.dhcp import Packet
 
 A = IPv4Address
@@ -104,9 +103,9 @@ def make_node(
     ip = IPv4Interface("192.0.2.1/24" if name == "primary" else "192.0.2.2/24")
     if "10.0.0.0" in text:
         ip = IPv4Interface("10.0.0.1/8" if name == "primary" else "10.0.0.2/8")
-    srv = DhcpServer(cfg, leases=leases or [], interfaces={"eth0": (ip,)})
-    engines = attach(srv, cfg, saved or {}, now)
-    (engine,) = engines.values()
+    setup = FailoverSetup(cfg, saved or {}, now)
+    srv = DhcpServer(cfg, leases=leases or [], interfaces={"eth0": (ip,)}, failover=setup)
+    (engine,) = setup.engines.values()
     node = Node(name, text, srv, engine, ip)
     if leases:
         node.journal = {int(x.address): x.copy() for x in leases}

@@ -8,8 +8,7 @@ from fokit import PRIMARY_CONF, SECONDARY_CONF, T0, B, Node, dora, fresh_pair, m
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tandem.core.failover_codec import encode_bndupd
-from tandem.core.loadbalance import hba_from_split
+from tandem.core.failover.loadbalance import hba_from_split
 from tandem.wire.failover import (
     Message,
     MessageType,
@@ -26,6 +25,7 @@ from tandem.wire.failover_build import (
     build_empty,
     build_state,
 )
+from tandem.wire.failover_fast import encode_bndupd
 from tandem.wire.framing import FrameBuffer
 
 NAME = b"failover-example"

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.core.failover_codec import Binding, decode_binding, encode_bndack, encode_bndupd
-from tandem.core.failover_rules import (
+from tandem.core.failover.rules import (
     END_SLACK,
     expiry_believed,
     incoming_wins,
@@ -32,6 +31,7 @@ from tandem.wire.failover_build import (
     build_bndack,
     build_bndupd,
 )
+from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
 
 B = BindingState
 NOW = 1_700_000_000

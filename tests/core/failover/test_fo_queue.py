@@ -7,7 +7,7 @@ import time
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.core.failover_queue import UpdateQueue
+from tandem.core.failover.queue import UpdateQueue
 
 OPS = st.lists(
     st.tuples(

@@ -18,13 +18,15 @@ them, all zeros; the receiver already has them FREE). Times are whole epoch seco
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from tandem.core.failover_codec import Binding
-from tandem.core.failover_queue import UpdateQueue
-from tandem.core.failover_rules import (
+from tandem.core.failover.loadbalance import bucket_is_mine, lb_hash, should_serve
+from tandem.core.failover.policy import TakeRule
+from tandem.core.failover.queue import UpdateQueue
+from tandem.core.failover.rules import (
     RETURNING,
     incoming_wins,
     later_end,
@@ -35,15 +37,14 @@ from tandem.core.failover_rules import (
     stale_end,
     transition_ok,
 )
-from tandem.core.fostate import FailoverStateMachine, ServiceState
+from tandem.core.failover.states import FailoverStateMachine, ServiceState
 from tandem.core.lease import BindingState, Lease
-from tandem.core.loadbalance import bucket_is_mine, lb_hash, should_serve
 from tandem.wire.failover import IPFlags, RejectReason, ServerState
+from tandem.wire.failover_fast import Binding
 
 if TYPE_CHECKING:
     from tandem.config.model import FailoverPeer
-    from tandem.core.pools import FreeList, LeaseDB, PoolState
-    from tandem.core.server import DhcpServer
+    from tandem.core.pools import LeaseDB, PoolState
 
 B = BindingState
 S = ServerState
@@ -83,7 +84,8 @@ class FailoverLeases:
 
     def __init__(
         self,
-        server: DhcpServer,
+        db: LeaseDB,
+        pools: Sequence[PoolState],
         peer: FailoverPeer,
         machine: FailoverStateMachine,
         log: list[str],
@@ -91,7 +93,7 @@ class FailoverLeases:
         self.name = peer.name
         self.role = peer.role
         self.cfg = peer
-        self.db: LeaseDB = server.db
+        self.db = db
         self.machine = machine
         self.log = log
         self.own = own_free_state(peer.role)
@@ -110,11 +112,17 @@ class FailoverLeases:
         self._pd_heap: list[tuple[int, int]] = []  # PARTNER-DOWN: (free at, address)
         self.last_balance = 0
         self.next_balance: int | None = None
-        for share in server.topo.shares:
-            for pool in share.pools:
-                if pool.model.failover_peer == peer.name:
-                    pool.failover = self
-                    self.counts[id(pool)] = PoolCounts(pool, len(self.counts) + 1, pool.size)
+        # Outside PARTNER-DOWN each server takes its own free state; only the primary
+        # reclaims abandoned leases. Built once: the allocator asks on every allocation.
+        primary = peer.role == "primary"
+        self._rules = {
+            ok: TakeRule(primary, not primary, ok and primary, None) for ok in (False, True)
+        }
+        # The server makes this object the ``failover`` of exactly these pools once its
+        # factory (``engine.FailoverSetup``) returns.
+        for pool in pools:
+            if pool.model.failover_peer == peer.name:
+                self.counts[id(pool)] = PoolCounts(pool, len(self.counts) + 1, pool.size)
         for a, lease in self.db.by_addr.items():
             pc = self._pc(a)
             if pc is None:
@@ -129,9 +137,9 @@ class FailoverLeases:
 
     def _pc(self, a: int) -> PoolCounts | None:
         loc = self.db.locate(a)
-        if loc is None or loc[0].failover is not self:
+        if loc is None:
             return None
-        return self.counts.get(id(loc[0]))
+        return self.counts.get(id(loc[0]))  # only this relationship's pools are counted
 
     def _count(self, pc: PoolCounts, a: int, new: BindingState) -> None:
         old = self._counted.get(a, B.FREE)
@@ -183,7 +191,7 @@ class FailoverLeases:
         lbmax = self.cfg.load_balance_max_seconds
         return not should_serve(self.role, self.hba, key, secs, lbmax, mtype)
 
-    def peer_has_leases(self, pool: PoolState) -> bool:
+    def peer_has_leases(self, pool: object) -> bool:
         pc = self.counts.get(id(pool))
         if pc is None:
             return False
@@ -206,15 +214,9 @@ class FailoverLeases:
             lease.tsfp if lease is not None else None, self.machine.stos, self.mclt, now
         )
 
-    def take(
-        self, db: LeaseDB, fl: FreeList, now: int, abandoned_ok: bool
-    ) -> tuple[int, bool] | None:
-        partner_down = self.service is ServiceState.PARTNER_DOWN
-        primary = self.role == "primary"
-        if not partner_down:
-            return db.take(
-                fl, abandoned_ok=abandoned_ok and primary, free=primary, backup=not primary
-            )
+    def take_rule(self, now: int, abandoned_ok: bool) -> TakeRule:
+        if self.service is not ServiceState.PARTNER_DOWN:
+            return self._rules[abandoned_ok]
         stos, mclt, own = self.machine.stos, self.mclt, self.own
 
         def accept(lease: Lease | None) -> bool:
@@ -223,7 +225,7 @@ class FailoverLeases:
                 return True
             return may_take_peers(lease.tsfp if lease is not None else None, stos, mclt, now)
 
-        return db.take(fl, abandoned_ok=abandoned_ok, free=True, backup=True, accept=accept)
+        return TakeRule(True, True, abandoned_ok, accept)
 
     def offer_time(self, lease: Lease | None, desired: int, now: int) -> int:
         return mclt_lease_time(desired, self.mclt, lease.tsfp if lease else None, now)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from fokit import T0, fresh_pair, seed_conf
 
-from tandem.core.failover import FailoverEngine
-from tandem.core.failover_codec import Binding, decode_binding
+from tandem.core.failover.engine import FailoverEngine
 from tandem.wire.failover import MessageType
+from tandem.wire.failover_fast import Binding, decode_binding
 from tandem.wire.framing import FrameBuffer
 
 M = MessageType

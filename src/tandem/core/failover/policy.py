@@ -1,17 +1,26 @@
 """What the DHCP core asks of failover for a pool with ``failover peer``.
 
 A Protocol, so ``pools``/``server``/``flows`` need not import the engine (which imports
-them). ``tandem.core.failover_leases.FailoverLeases`` implements it, one per relationship.
+them). ``tandem.core.failover.leases.FailoverLeases`` implements it, one per relationship.
+It names no type of ``pools``: the allocator owns the free lists and asks failover only
+for the rule (``TakeRule``) by which it may take from them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
 from tandem.core.lease import Lease
 
-if TYPE_CHECKING:
-    from tandem.core.pools import FreeList, LeaseDB, PoolState
+
+class TakeRule(NamedTuple):
+    """Which free states the allocator may take from (see ``pools.LeaseDB.take``)."""
+
+    free: bool  # FREE leases and never-used addresses (the primary's)
+    backup: bool  # BACKUP leases (the secondary's)
+    abandoned_ok: bool
+    accept: Callable[[Lease | None], bool] | None  # a veto per candidate (PARTNER-DOWN)
 
 
 class PoolFailover(Protocol):
@@ -23,16 +32,14 @@ class PoolFailover(Protocol):
     def balance_to_peer(self, key: bytes, secs: int, mtype: int | None) -> bool:
         """NORMAL only: True when load balancing leaves this DISCOVER/BOOTP to the peer."""
 
-    def peer_has_leases(self, pool: PoolState) -> bool:
-        """The peer still has free-state leases in ``pool``."""
+    def peer_has_leases(self, pool: object) -> bool:
+        """The peer still has free-state leases in ``pool`` (a ``pools.PoolState``)."""
 
     def mine_to_reallocate(self, lease: Lease | None, now: int) -> bool:
         """dhcpd's lease_mine_to_reallocate (``None``: a never-used address, i.e. FREE)."""
 
-    def take(
-        self, db: LeaseDB, fl: FreeList, now: int, abandoned_ok: bool
-    ) -> tuple[int, bool] | None:
-        """Allocate from ``fl`` honouring ownership (FREE: primary, BACKUP: secondary)."""
+    def take_rule(self, now: int, abandoned_ok: bool) -> TakeRule:
+        """How to allocate honouring ownership (FREE: primary, BACKUP: secondary)."""
 
     def offer_time(self, lease: Lease | None, desired: int, now: int) -> int:
         """Lease time for an OFFER (the MCLT clamp, no side effects)."""

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.core.loadbalance import (
+from tandem.core.failover.loadbalance import (
     MIXING_TABLE,
     bucket_is_mine,
     client_key,

@@ -7,14 +7,14 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.core.failover_codec import (
+from tandem.wire.failover import MessageType, decode_message
+from tandem.wire.failover_fast import (
     _SIZES_BNDACK,
     _SIZES_BNDUPD,
     _decode_fast,
     binding_from_message,
     decode_binding,
 )
-from tandem.wire.failover import MessageType, decode_message
 
 OPTIONS = {
     2: struct.pack("!I", 0xC0000264),

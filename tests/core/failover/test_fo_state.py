@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tandem.core.fostate import (
+from tandem.core.failover.states import (
     TABLE,
     Action,
     FailoverStateError,
@@ -307,7 +307,7 @@ def test_random_input_sequences_keep_invariants(
 
 
 def test_doc_is_up_to_date() -> None:
-    path = Path(__file__).resolve().parents[2] / "scripts" / "render_tables.py"
+    path = Path(__file__).resolve().parents[3] / "scripts" / "render_tables.py"
     spec = importlib.util.spec_from_file_location("render_tables", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -9,23 +9,21 @@ BNDUPDs for our own changes (the DHCP core's and the engine's) are released to
 what it took before it sends. So a BNDACK never leaves before the update is durable (ISC
 acks after its commit too) and a BNDUPD never announces something a crash could lose.
 
-Server states come from ``tandem.core.fostate`` (the table); lease work is in
-``tandem.core.failover_leases``; BNDUPD/BNDACK bytes in ``tandem.core.failover_codec``;
+Server states come from ``tandem.core.failover.states`` (the table); lease work is in
+``tandem.core.failover.leases``; BNDUPD/BNDACK bytes in ``tandem.wire.failover_fast``;
 everything else is encoded with ``tandem.wire.failover``. Log lines use dhcpd's words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from tandem.core.failover_codec import Binding, decode_binding, encode_bndack, encode_bndupd
-from tandem.core.failover_leases import INFINITE_ENDS, FailoverLeases
-from tandem.core.fostate import Action, FailoverStateMachine, Input
-from tandem.core.lease import BindingState, Lease
-from tandem.core.loadbalance import hba_from_split
-from tandem.store.leasefile import FailoverStateRecord
+from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
+from tandem.core.failover.loadbalance import hba_from_split
+from tandem.core.failover.states import Action, FailoverStateMachine, Input
+from tandem.core.lease import BindingState, FailoverStateRecord, Lease
 from tandem.wire.failover import (
     FailoverEncodeError,
     FailoverProtocolError,
@@ -45,11 +43,13 @@ from tandem.wire.failover_build import (
     check_connect,
     check_connectack,
 )
+from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
 from tandem.wire.framing import FrameBuffer
 
 if TYPE_CHECKING:
     from tandem.config.model import Config, FailoverPeer
-    from tandem.core.server import DhcpServer
+    from tandem.core.failover.policy import PoolFailover
+    from tandem.core.pools import LeaseDB, PoolState
 
 S = ServerState
 A = Action
@@ -58,7 +58,7 @@ VENDOR_CLASS = "tandem-0.1"
 LINK_STARTUP = 15  #: seconds for CONNECT (secondary) / CONNECTACK (primary) to arrive
 STATE_BY_KEYWORD = {s.keyword: s for s in ServerState}
 
-__all__ = ["FailoverEngine", "attach"]
+__all__ = ["FailoverEngine", "FailoverSetup"]
 
 
 def _state_name(value: int | None) -> str:
@@ -85,7 +85,8 @@ class FailoverEngine:
 
     def __init__(
         self,
-        server: DhcpServer,
+        db: LeaseDB,
+        pools: Sequence[PoolState],
         peer: FailoverPeer,
         saved: FailoverStateRecord | None,
         now: int,
@@ -114,7 +115,7 @@ class FailoverEngine:
         self.machine.moves = []
         self.partner_stos: int | None = saved.partner_stos if saved is not None else None
         self._log: list[str] = []
-        self.leases = FailoverLeases(server, peer, self.machine, self._log)
+        self.leases = FailoverLeases(db, pools, peer, self.machine, self._log)
         if peer.role == "primary":
             self.leases.hba = peer.hba if peer.hba is not None else hba_from_split(peer.split or 0)
         self._now = now
@@ -694,16 +695,23 @@ class FailoverEngine:
             # UPDATE_SERVICE_STATE: the service state is computed when asked.
 
 
-def attach(
-    server: DhcpServer,
-    config: Config,
-    saved: Mapping[str, FailoverStateRecord],
-    now: int,
-) -> dict[str, FailoverEngine]:
-    """An engine per ``failover peer``, wired into the server's pools and lease DB."""
-    engines = {
-        peer.name: FailoverEngine(server, peer, saved.get(peer.name), now)
-        for peer in config.failover_peers
-    }
-    server.failover_enabled = bool(engines)
-    return engines
+class FailoverSetup:
+    """Builds an engine per ``failover peer`` when the ``DhcpServer`` is built.
+
+    Pass it as ``DhcpServer(..., failover=setup)``: the server calls it with its lease
+    database and pools (leases already loaded) and gives each pool the policy of its
+    relationship; ``engines`` then holds the engines by relationship name.
+    """
+
+    def __init__(self, config: Config, saved: Mapping[str, FailoverStateRecord], now: int) -> None:
+        self._peers = config.failover_peers
+        self._saved = saved
+        self._now = now
+        self.engines: dict[str, FailoverEngine] = {}
+
+    def __call__(self, db: LeaseDB, pools: Sequence[PoolState]) -> dict[str, PoolFailover]:
+        self.engines = {
+            peer.name: FailoverEngine(db, pools, peer, self._saved.get(peer.name), self._now)
+            for peer in self._peers
+        }
+        return {name: engine.leases for name, engine in self.engines.items()}
