@@ -48,6 +48,8 @@ from mypy_extensions import mypyc_attr
 
 from tandem.wire.errors import FormatError, MalformedPacket
 from tandem.wire.ipudp import build_ethernet, build_ip_udp, decode_ip_udp
+from tandem.wire.options import OVERLOAD as _OVERLOAD
+from tandem.wire.options import RELAY_AGENT_INFO as _AGENT
 
 __all__ = [
     "BOOTP_MIN_LEN",
@@ -70,8 +72,6 @@ IP_UDP_OVERHEAD = 28
 MAX_OPTION_AREA = 1500 - IP_UDP_OVERHEAD - HEADER_LEN  # dhcpd's DHCP_MAX_OPTION_LEN
 BROADCAST_FLAG = 0x8000
 
-_OVERLOAD = 52
-_AGENT = 82
 _ADDR_CACHE_MAX = 1 << 16
 _MAX_IPV4 = 0xFFFFFFFF
 

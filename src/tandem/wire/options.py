@@ -19,6 +19,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,47 +295,49 @@ def default_table() -> OptionTable:
     )
 
 
-# Codes the server itself reads or writes (RFC 2132 unless noted).
-PAD = 0
-SUBNET_MASK = 1
-TIME_OFFSET = 2
-ROUTERS = 3
-DOMAIN_NAME_SERVERS = 6
-HOST_NAME = 12
-DOMAIN_NAME = 15
-BROADCAST_ADDRESS = 28
-NTP_SERVERS = 42
-VENDOR_ENCAPSULATED_OPTIONS = 43
-REQUESTED_ADDRESS = 50
-LEASE_TIME = 51
-OVERLOAD = 52
-DHCP_MESSAGE_TYPE = 53
-SERVER_IDENTIFIER = 54
-PARAMETER_REQUEST_LIST = 55
-MESSAGE = 56
-MAX_MESSAGE_SIZE = 57
-RENEWAL_TIME = 58
-REBINDING_TIME = 59
-VENDOR_CLASS_ID = 60
-CLIENT_IDENTIFIER = 61
-TFTP_SERVER_NAME = 66
-BOOTFILE_NAME = 67
-USER_CLASS = 77
-CLIENT_FQDN = 81  # RFC 4702
-RELAY_AGENT_INFO = 82  # RFC 3046
-CLIENT_LAST_TRANSACTION_TIME = 91  # RFC 4388
-ASSOCIATED_IP = 92  # RFC 4388
-SUBNET_SELECTION = 118  # RFC 3011
-DOMAIN_SEARCH = 119  # RFC 3397
-VIVCO = 124  # RFC 3925
-VIVSO = 125  # RFC 3925
-END = 255
+# Codes the server itself reads or writes (RFC 2132 unless noted), for code that must not
+# look names up per packet. Final literals: mypyc inlines them into compiled callers such as
+# wire/dhcp.py. tests/wire/test_wire_options.py holds them to the rows above.
+PAD: Final = 0
+SUBNET_MASK: Final = 1
+TIME_OFFSET: Final = 2
+ROUTERS: Final = 3
+DOMAIN_NAME_SERVERS: Final = 6
+HOST_NAME: Final = 12
+DOMAIN_NAME: Final = 15
+BROADCAST_ADDRESS: Final = 28
+NTP_SERVERS: Final = 42
+VENDOR_ENCAPSULATED_OPTIONS: Final = 43
+REQUESTED_ADDRESS: Final = 50
+LEASE_TIME: Final = 51
+OVERLOAD: Final = 52
+DHCP_MESSAGE_TYPE: Final = 53
+SERVER_IDENTIFIER: Final = 54
+PARAMETER_REQUEST_LIST: Final = 55
+MESSAGE: Final = 56
+MAX_MESSAGE_SIZE: Final = 57
+RENEWAL_TIME: Final = 58
+REBINDING_TIME: Final = 59
+VENDOR_CLASS_ID: Final = 60
+CLIENT_IDENTIFIER: Final = 61
+TFTP_SERVER_NAME: Final = 66
+BOOTFILE_NAME: Final = 67
+USER_CLASS: Final = 77
+CLIENT_FQDN: Final = 81  # RFC 4702
+RELAY_AGENT_INFO: Final = 82  # RFC 3046
+CLIENT_LAST_TRANSACTION_TIME: Final = 91  # RFC 4388
+ASSOCIATED_IP: Final = 92  # RFC 4388
+SUBNET_SELECTION: Final = 118  # RFC 3011
+DOMAIN_SEARCH: Final = 119  # RFC 3397
+VIVCO: Final = 124  # RFC 3925
+VIVSO: Final = 125  # RFC 3925
+END: Final = 255
 
 # Relay agent sub-options (space "agent").
-AGENT_CIRCUIT_ID = 1
-AGENT_REMOTE_ID = 2
-AGENT_LINK_SELECTION = 5  # RFC 3527
-AGENT_RELAY_PORT = 19  # RFC 8357
+AGENT_CIRCUIT_ID: Final = 1
+AGENT_REMOTE_ID: Final = 2
+AGENT_LINK_SELECTION: Final = 5  # RFC 3527
+AGENT_RELAY_PORT: Final = 19  # RFC 8357
 
 
 class MessageType(enum.IntEnum):
