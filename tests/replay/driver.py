@@ -40,15 +40,11 @@ from typing import Any
 
 # --- adapter: every internal API the replay touches (import paths move in issue 8) ----------
 from tandem.config import parse_text
+from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome, RxMeta
 from tandem.store.leasefile import format_failover_state, format_lease
 from tandem.wire.dhcp import Packet, decode, encode
-
-try:  # after issue 8 the engine lives in the tandem.core.failover package
-    from tandem.core.failover import attach
-except ImportError:  # pragma: no cover - layout not decided when this was written
-    from tandem.core.failover.engine import attach  # type: ignore[no-redef]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
 from corekit import packet as _corekit_packet  # the core tests' packet builder
@@ -138,8 +134,9 @@ class Replay:
 
     def _node(self, name: str, text: str, ifs: dict[str, tuple[IPv4Interface, ...]]) -> Node:
         cfg = parse_text(text, f"{name}.conf")
-        srv = DhcpServer(cfg, leases=[], interfaces=ifs)
-        (engine,) = attach(srv, cfg, {}, self.now).values()
+        setup = FailoverSetup(cfg, {}, self.now)
+        srv = DhcpServer(cfg, leases=[], interfaces=ifs, failover=setup)
+        (engine,) = setup.engines.values()
         return Node(name, srv, engine, ifs)
 
     # --- the failover link (the engines' sans-IO API only) ----------------------------------
