@@ -435,42 +435,35 @@ class DhcpServer:
             if gate is not None and not gate.allow(id(pool), pool.size, pool.free_hint, c.now):
                 self.gated = pool  # in its reserve and out of tokens: see core.flood
                 continue
-            fo = pool.failover
             for fl in (pool.dhcp, pool.bootp):
-                if fo is not None:
-                    rule = fo.take_rule(c.now, False)
-                    got = self.db.take(
-                        fl,
-                        abandoned_ok=rule.abandoned_ok,
-                        free=rule.free,
-                        backup=rule.backup,
-                        accept=rule.accept,
-                    )
-                else:
-                    got = self.db.take(fl, abandoned_ok=False)
+                got = self._take(fl, pool.failover, c.now, False)
                 if got is not None:
                     pool.free_hint -= 1
                     return self._candidate(got[0], pool)
                 if fallback is None and fl.abandoned:
                     fallback = (pool, fl)
         if fallback is not None:
-            fo = fallback[0].failover
-            if fo is not None:
-                rule = fo.take_rule(c.now, True)
-                got = self.db.take(
-                    fallback[1],
-                    abandoned_ok=rule.abandoned_ok,
-                    free=rule.free,
-                    backup=rule.backup,
-                    accept=rule.accept,
-                )
-            else:
-                got = self.db.take(fallback[1])
+            got = self._take(fallback[1], fallback[0].failover, c.now, True)
             if got is not None:
                 cand = self._candidate(got[0], fallback[0])
                 cand.abandoned = got[1]
                 return cand
         return None
+
+    def _take(
+        self, fl: FreeList, fo: PoolFailover | None, now: int, abandoned_ok: bool
+    ) -> tuple[int, bool] | None:
+        """Take from ``fl``; in a failover pool by the rule its relationship gives."""
+        if fo is None:
+            return self.db.take(fl, abandoned_ok=abandoned_ok)
+        rule = fo.take_rule(now, abandoned_ok)
+        return self.db.take(
+            fl,
+            abandoned_ok=rule.abandoned_ok,
+            free=rule.free,
+            backup=rule.backup,
+            accept=rule.accept,
+        )
 
     def _candidate(self, a: int, pool: PoolState) -> Candidate:
         _, sub = self.where(a)
