@@ -11,7 +11,9 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from tandem.core import codes
+from tandem.core.allocator import owned_by
 from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
+from tandem.core.context import ServerContext
 from tandem.core.expr import parse_suboptions
 from tandem.core.failover.loadbalance import client_key
 from tandem.core.failover.policy import PoolFailover
@@ -22,7 +24,6 @@ from tandem.wire.dhcp import ipv4
 
 if TYPE_CHECKING:
     from tandem.core.scope import Values
-    from tandem.core.server import DhcpServer
 
 _ACTIVE = BindingState.ACTIVE
 _FREE = BindingState.FREE
@@ -51,9 +52,9 @@ def _requested(c: Client) -> IPv4Address | None:
     return ipv4(raw)
 
 
-def _admission(srv: DhcpServer, c: Client, vals: Values, msg: str, out: Outcome) -> bool:
+def _admission(srv: ServerContext, c: Client, vals: Values, msg: str, out: Outcome) -> bool:
     """dhcpd's ack_lease gates: unknown clients, booting, bootp (False = drop)."""
-    if srv.plan(vals).admits_all:
+    if srv.replies.plan(vals).admits_all:
         return True  # the common scope: nothing denied
     checks = [("unknown-clients", "unknown client", not c.known)]
     if c.bootp:
@@ -63,12 +64,12 @@ def _admission(srv: DhcpServer, c: Client, vals: Values, msg: str, out: Outcome)
         if applies and not vals.flag(name, True):
             if not vals.ignored(name):
                 out.log.append(f"{msg}: {text}")
-            srv._dropped(out, text)
+            srv.drop(out, text)
             return False
     return True
 
 
-def _commit(srv: DhcpServer, c: Client, cand: Candidate, vals: Values, out: Outcome) -> Lease:
+def _commit(srv: ServerContext, c: Client, cand: Candidate, vals: Values, out: Outcome) -> Lease:
     """Bind the candidate to the client (ACK or BOOTREPLY) and record the write."""
     now = c.now
     db = srv.db
@@ -77,7 +78,7 @@ def _commit(srv: DhcpServer, c: Client, cand: Candidate, vals: Values, out: Outc
         lease.hardware = c.hw
         lease.uid = c.uid
         return lease
-    if c.mtype == codes.DHCPREQUEST and srv.plan(vals).one_lease_per_client:
+    if c.mtype == codes.DHCPREQUEST and srv.replies.plan(vals).one_lease_per_client:
         _release_others(srv, c, cand.address, vals, out)
     lease = db.materialize(cand.address)
     db.drop_hold(cand.address)
@@ -98,7 +99,7 @@ def _commit(srv: DhcpServer, c: Client, cand: Candidate, vals: Values, out: Outc
     return lease
 
 
-def _release_others(srv: DhcpServer, c: Client, keep: int, vals: Values, out: Outcome) -> None:
+def _release_others(srv: ServerContext, c: Client, keep: int, vals: Values, out: Outcome) -> None:
     """one-lease-per-client: free the client's other active leases (by uid, else hardware)."""
     by_uid, by_hw = srv.db.leases_of(c.uid, c.hw)
     others = list(by_uid)
@@ -111,7 +112,7 @@ def _release_others(srv: DhcpServer, c: Client, keep: int, vals: Values, out: Ou
             _release(srv, lease, c.now, out)
 
 
-def _release(srv: DhcpServer, lease: Lease, now: int, out: Outcome) -> None:
+def _release(srv: ServerContext, lease: Lease, now: int, out: Outcome) -> None:
     fo = srv.failover_of(int(lease.address)) if srv.failover_enabled else None
     if fo is not None:
         fo.release(lease, now)  # RELEASED until the peer agrees (or rewound)
@@ -143,7 +144,9 @@ def _failover_keeps(cand: Candidate, fo: PoolFailover, now: int) -> bool:
     return fo.mine_to_reallocate(lease, now)
 
 
-def _failover_silent(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) -> bool:
+def _failover_silent(
+    srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome
+) -> bool:
     """Service-state gate and load balancing for DISCOVER and BOOTP (True = stay silent)."""
     fo = _pool_failover(cand)
     if fo is None:
@@ -151,21 +154,21 @@ def _failover_silent(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out:
     nrr = fo.not_responding()
     if nrr is not None:
         out.log.append(f"{msg}: not responding{nrr}")
-        srv._dropped(out, "failover: not responding")
+        srv.drop(out, "failover: not responding")
         return True
     key = client_key(c.uid, c.hw[1])
     if fo.balance_to_peer(key, c.packet.secs, c.mtype):
         # Left to the peer only if it can serve (dhcpd: "peer_has_leases").
         if c.bootp or (cand.pool is not None and fo.peer_has_leases(cand.pool)):
             out.log.append(f"{msg}: load balance to peer {fo.name}")
-            srv._dropped(out, "failover: load balance to peer")
+            srv.drop(out, "failover: load balance to peer")
             return True
         out.log.append(f"{msg}: cancel load balance to peer {fo.name} - no free leases")
     return False
 
 
 def _failover_request_gate(
-    srv: DhcpServer, c: Client, cand: Candidate, cip: IPv4Address, *, msg: str, out: Outcome
+    srv: ServerContext, c: Client, cand: Candidate, cip: IPv4Address, *, msg: str, out: Outcome
 ) -> bool:
     """dhcprequest's failover checks (True = handled: dropped or NAKed)."""
     fo = _pool_failover(cand)
@@ -174,13 +177,13 @@ def _failover_request_gate(
     nrr = fo.not_responding()
     if nrr is not None:
         out.log[-1] = f"{msg}: not responding{nrr}"
-        srv._dropped(out, "failover: not responding")
+        srv.drop(out, "failover: not responding")
         return True
     lease = cand.lease
     st = lease.binding_state if lease is not None else _FREE
     if st in (_FREE, BindingState.BACKUP) and not fo.mine_to_reallocate(lease, c.now):
         out.log[-1] = f"{msg}: lease owned by peer"
-        srv._dropped(out, "failover: lease owned by peer")
+        srv.drop(out, "failover: lease owned by peer")
         return True
     if (
         st in (BindingState.RELEASED, BindingState.EXPIRED)
@@ -189,7 +192,7 @@ def _failover_request_gate(
         and not fo.mine_to_reallocate(lease, c.now)
     ):
         out.log[-1] = f"{msg}: lease in transition state {st.keyword}"
-        srv._dropped(out, "failover: lease in transition")
+        srv.drop(out, "failover: lease in transition")
         return True
     if st is BindingState.RESET and not fo.mine_to_reallocate(lease, c.now):
         out.log[-1] = f"{msg}: lease reset by administrator"
@@ -201,15 +204,15 @@ def _failover_request_gate(
 # --- DHCPDISCOVER --------------------------------------------------------------------------
 
 
-def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
-    share, err = srv.topo.locate(c.packet, srv.if_addrs(c))
+def discover(srv: ServerContext, c: Client, out: Outcome) -> None:
+    share, err = srv.topo.locate(c.packet, srv.replies.if_addrs(c))
     if share is None:
         out.log.append(f"DHCPDISCOVER from {c.hwstr} via {c.via}: {err}")
-        srv._dropped(out, err or "unknown network segment")
+        srv.drop(out, err or "unknown network segment")
         return
     c.share = share
     srv.identify(c)
-    cand, _, _ = srv.find(c, share, _requested(c))
+    cand = srv.alloc.find(c, share, _requested(c)).candidate
     old = cand.lease if cand is not None else None
     msg = f"DHCPDISCOVER from {c.hwstr} {_hostname(old)}via {c.via}"
     fo = _pool_failover(cand)
@@ -217,32 +220,32 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
         cand = None
     allocated = False
     if cand is None:
-        cand = srv.allocate(c, share)
+        cand = srv.alloc.allocate(c, share)
         allocated = cand is not None
     if cand is None:
-        if srv.gated is not None:
+        if srv.alloc.gated is not None:
             out.log.append(f"{msg}: new-lease limit reached on network {share.name} (reserve)")
-            srv._dropped(out, "new-lease limit")
+            srv.drop(out, "new-lease limit")
             return
         if any(p.failover is not None and p.failover.peer_has_leases(p) for p in share.pools):
             out.log.append(f"{msg}: peer holds all free leases")
         else:
             out.log.append(f"{msg}: network {share.name}: no free leases")
-        srv._dropped(out, "no free leases")
+        srv.drop(out, "no free leases")
         return
     vals = _pass_gates(srv, c, cand, msg, out, allocated=allocated)
     if vals is None:
         return
-    lease_time = srv.lease_time(c, vals)
+    lease_time = srv.replies.lease_time(c, vals)
     fo = _pool_failover(cand)
     if fo is not None:
         lease_time = fo.offer_time(cand.lease, lease_time, c.now)
     if not cand.static:
         lease = cand.lease
-        if lease is None or not (lease.is_active(c.now) and srv.owned_by(lease, c)):
+        if lease is None or not (lease.is_active(c.now) and owned_by(lease, c)):
             srv.db.hold(cand.address, c.hw, c.uid, c.now)
     addr = ipv4(cand.address)
-    out.reply = srv.build_reply(
+    out.reply = srv.replies.build(
         c,
         msg_type=codes.DHCPOFFER,
         yiaddr=addr,
@@ -259,20 +262,20 @@ def discover(srv: DhcpServer, c: Client, out: Outcome) -> None:
 # --- DHCPREQUEST ---------------------------------------------------------------------------
 
 
-def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
+def request(srv: ServerContext, c: Client, out: Outcome) -> None:
     p = c.packet
     req = _requested(c)
     cip = req if req is not None else p.ciaddr
     sid_raw = p.options.get(codes.SERVER_IDENTIFIER)
     sid = ipv4(sid_raw) if sid_raw is not None and len(sid_raw) == 4 else None
-    share, _ = srv.topo.locate(p, srv.if_addrs(c))
+    share, _ = srv.topo.locate(p, srv.replies.if_addrs(c))
     c.share = share
     srv.identify(c)
     subnet = srv.topo.subnet_of(cip) if int(cip) else None
     cand, ours = None, False
     message = "requested address not available"
     if subnet is not None:
-        cand, ours, message = srv.find(c, subnet.share, cip)
+        cand, ours, message = srv.alloc.find(c, subnet.share, cip)
     smbuf = f" ({sid})" if sid is not None else ""
     msg = (
         f"DHCPREQUEST for {cip}{smbuf} from {c.hwstr} "
@@ -281,11 +284,11 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
     out.log.append(msg)
     if cand is not None and _failover_request_gate(srv, c, cand, cip, msg=msg, out=out):
         return
-    if sid is not None and not srv.is_our_server_id(c, sid):
+    if sid is not None and not srv.replies.is_our_server_id(c, sid):
         # SELECTING state, and the client chose another server's offer: forget ours.
         srv.db.release_hold_of(c.uid, c.hw)
         out.log[-1] = f"{msg}: not our server id"
-        srv._dropped(out, "not our server id")
+        srv.drop(out, "not our server id")
         return
     if (
         share is None
@@ -299,7 +302,7 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
                 return
             why = "not authoritative" if subnet is not None else "unknown subnet"
             out.log[-1] = f"{msg}: ignored ({why})."
-            srv._dropped(out, "ignored")
+            srv.drop(out, "ignored")
             return
         if subnet is None or subnet.share is not share:
             if any(s.authoritative for s in share.subnets):
@@ -307,7 +310,7 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
                 _send_nak(srv, c, cip, share.subnets[0], msg=message, out=out)
                 return
             out.log[-1] = f"{msg}: ignored (not authoritative)."
-            srv._dropped(out, "ignored")
+            srv.drop(out, "ignored")
             return
     if cand is None:
         if ours:
@@ -315,16 +318,16 @@ def request(srv: DhcpServer, c: Client, out: Outcome) -> None:
             _send_nak(srv, c, cip, subnet, msg=message, out=out)
         else:
             out.log[-1] = f"{msg}: unknown lease {cip}."
-            srv._dropped(out, "unknown lease")
+            srv.drop(out, "unknown lease")
         return
     _ack(srv, c, cand, msg, out)
 
 
-def _ack(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) -> None:
-    vals = srv.values(c, cand.subnet, cand.pool)
+def _ack(srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome) -> None:
+    vals = srv.replies.values(c, cand.subnet, cand.pool)
     if not _admission(srv, c, vals, msg, out):
         return
-    lease_time = srv.lease_time(c, vals)
+    lease_time = srv.replies.lease_time(c, vals)
     lease = _commit(srv, c, cand, vals, out)
     lease.bootp = False
     fo = _pool_failover(cand)
@@ -334,7 +337,7 @@ def _ack(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) ->
     if not cand.static:
         srv.db.schedule(lease)
     addr = ipv4(cand.address)
-    out.reply = srv.build_reply(
+    out.reply = srv.replies.build(
         c,
         msg_type=codes.DHCPACK,
         yiaddr=addr,
@@ -346,7 +349,7 @@ def _ack(srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome) ->
 
 
 def _send_nak(
-    srv: DhcpServer,
+    srv: ServerContext,
     c: Client,
     cip: IPv4Address,
     sub: SubnetState | None,
@@ -354,14 +357,14 @@ def _send_nak(
     msg: str,
     out: Outcome,
 ) -> None:
-    out.reply = srv.nak(c, cip, sub, msg)
+    out.reply = srv.replies.nak(c, sub, msg)
     out.log.append(f"DHCPNAK on {cip} to {c.hwstr} via {c.via}")
 
 
 # --- DHCPRELEASE / DHCPDECLINE -----------------------------------------------------------
 
 
-def release(srv: DhcpServer, c: Client, out: Outcome) -> None:
+def release(srv: ServerContext, c: Client, out: Outcome) -> None:
     p = c.packet
     if codes.REQUESTED_ADDRESS in p.options:
         out.log.append(f"DHCPRELEASE from {c.hwstr} specified requested-address.")
@@ -384,36 +387,36 @@ def release(srv: DhcpServer, c: Client, out: Outcome) -> None:
     ):
         _release(srv, lease, c.now, out)
     else:
-        srv._dropped(out, "release of unknown lease")
+        srv.drop(out, "release of unknown lease")
     out.log.append(msg)
 
 
-def decline(srv: DhcpServer, c: Client, out: Outcome) -> None:
+def decline(srv: ServerContext, c: Client, out: Outcome) -> None:
     cip = _requested(c)
     if cip is None:
-        srv._dropped(out, "decline without requested address")
+        srv.drop(out, "decline without requested address")
         return
     a = int(cip)
     lease = srv.db.by_addr.get(a)
-    pool, subnet = srv.where(a)
+    pool, subnet = srv.alloc.where(a)
     if lease is None and pool is not None and a not in srv.db.excluded:
         lease = srv.db.materialize(a)  # a fresh range address: dhcpd has a lease for it
     msg = f"DHCPDECLINE of {cip} from {c.hwstr} {_hostname(lease)}via {c.via}"
     srv.identify(c)
-    vals = srv.values(c, subnet, pool) if subnet is not None else None
+    vals = srv.replies.values(c, subnet, pool) if subnet is not None else None
     if vals is not None and not vals.flag("declines", True):
         if not vals.ignored("declines"):
             out.log.append(f"{msg}: ignored")
-        srv._dropped(out, "declines disallowed")
+        srv.drop(out, "declines disallowed")
         return
     if lease is None:
         out.log.append(f"{msg}: not found")
-        srv._dropped(out, "decline of unknown lease")
+        srv.drop(out, "decline of unknown lease")
         return
-    if lease.is_active(c.now) and not srv.owned_by(lease, c):
+    if lease.is_active(c.now) and not owned_by(lease, c):
         # Tandem refuses to let one client abandon another client's binding (dhcpd would).
         out.log.append(f"{msg}: ignored (lease held by another client)")
-        srv._dropped(out, "decline of another client's lease")
+        srv.drop(out, "decline of another client's lease")
         return
     srv.db.drop_hold(a)
     srv.db.set_owner(lease, None, None)
@@ -430,13 +433,13 @@ def decline(srv: DhcpServer, c: Client, out: Outcome) -> None:
 # --- DHCPINFORM ----------------------------------------------------------------------------
 
 
-def inform(srv: DhcpServer, c: Client, out: Outcome) -> None:
+def inform(srv: ServerContext, c: Client, out: Outcome) -> None:
     p = c.packet
     cip = p.ciaddr if int(p.ciaddr) else c.meta.src_ip
     msg = f"DHCPINFORM from {cip} via {c.via}"
     if not int(cip):
         out.log.append(f"{msg}: ignored (null source address).")
-        srv._dropped(out, "null source address")
+        srv.drop(out, "null source address")
         return
     where = cip if int(p.ciaddr) or not int(p.giaddr) else p.giaddr
     agent_sel = None
@@ -447,24 +450,24 @@ def inform(srv: DhcpServer, c: Client, out: Outcome) -> None:
     if sel is not None:
         if len(sel) != 4:
             out.log.append(f"{msg}: ignored (invalid subnet selection option).")
-            srv._dropped(out, "invalid subnet selection option")
+            srv.drop(out, "invalid subnet selection option")
             return
         where = IPv4Address(sel)
     subnet = srv.topo.subnet_of(where)
     if subnet is None:
         out.log.append(f"{msg}: unknown subnet for address {where}")
-        srv._dropped(out, "unknown subnet")
+        srv.drop(out, "unknown subnet")
         return
     if not subnet.authoritative:
         out.log.append(f"{msg}: not authoritative for subnet {subnet.network.network_address}")
-        srv._dropped(out, "not authoritative")
+        srv.drop(out, "not authoritative")
         return
     srv.identify(c)
     pool = None
     if int(p.ciaddr):
-        pool, _ = srv.where(int(p.ciaddr))
-    vals = srv.values(c, subnet, pool)
-    out.reply = srv.build_reply(
+        pool, _ = srv.alloc.where(int(p.ciaddr))
+    vals = srv.replies.values(c, subnet, pool)
+    out.reply = srv.replies.build(
         c,
         msg_type=codes.DHCPACK,
         yiaddr=IPv4Address(0),
@@ -480,12 +483,12 @@ def inform(srv: DhcpServer, c: Client, out: Outcome) -> None:
 
 
 def _pass_gates(
-    srv: DhcpServer, c: Client, cand: Candidate, msg: str, out: Outcome, *, allocated: bool
+    srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome, *, allocated: bool
 ) -> Values | None:
     """Failover's and dhcpd's admission gates for an address we would hand out; on refusal a
     freshly allocated address goes back to its pool and None is returned."""
     if not _failover_silent(srv, c, cand, msg, out):
-        vals = srv.values(c, cand.subnet, cand.pool)
+        vals = srv.replies.values(c, cand.subnet, cand.pool)
         if _admission(srv, c, vals, msg, out):
             return vals
     if allocated:
@@ -493,16 +496,17 @@ def _pass_gates(
     return None
 
 
-def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
+def bootp(srv: ServerContext, c: Client, out: Outcome) -> None:
     msg = f"BOOTREQUEST from {c.hwstr} via {c.via}"
-    share, _ = srv.topo.locate(c.packet, srv.if_addrs(c))
+    share, _ = srv.topo.locate(c.packet, srv.replies.if_addrs(c))
     if share is None:
         out.log.append(f"{msg}: network unknown")
-        srv._dropped(out, "network unknown")
+        srv.drop(out, "network unknown")
         return
     c.share = share
     srv.identify(c)
-    cand, _, _ = srv.find(c, share, c.packet.ciaddr if int(c.packet.ciaddr) else None)
+    cip = c.packet.ciaddr if int(c.packet.ciaddr) else None
+    cand = srv.alloc.find(c, share, cip).candidate
     # A BOOTP client may only keep a dynamic-bootp lease (an infinite one).
     if (
         cand is not None
@@ -514,11 +518,11 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
         cand = None
     allocated = False
     if cand is None:
-        cand = srv.allocate(c, share)
+        cand = srv.alloc.allocate(c, share)
         allocated = cand is not None
     if cand is None:
         out.log.append(f"{msg}: BOOTP from dynamic client and no dynamic leases")
-        srv._dropped(out, "no dynamic bootp leases")
+        srv.drop(out, "no dynamic bootp leases")
         return
     vals = _pass_gates(srv, c, cand, msg, out, allocated=allocated)
     if vals is None:
@@ -536,7 +540,7 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
     if not cand.static:
         srv.db.schedule(lease)
     addr = ipv4(cand.address)
-    out.reply = srv.build_reply(
+    out.reply = srv.replies.build(
         c, msg_type=None, yiaddr=addr, vals=vals, subnet=cand.subnet, lease_time=None
     )
     out.log.append(msg)
@@ -544,11 +548,11 @@ def bootp(srv: DhcpServer, c: Client, out: Outcome) -> None:
     out.log.append(f"BOOTREPLY for {addr} to {name} ({c.hwstr}) via {c.via}")
 
 
-def _ignore(srv: DhcpServer, c: Client, out: Outcome) -> None:
-    srv._dropped(out, "server message type")
+def _ignore(srv: ServerContext, c: Client, out: Outcome) -> None:
+    srv.drop(out, "server message type")
 
 
-HANDLERS: dict[int | None, Callable[[DhcpServer, Client, Outcome], None]] = {
+HANDLERS: dict[int | None, Callable[[ServerContext, Client, Outcome], None]] = {
     None: bootp,
     codes.DHCPDISCOVER: discover,
     codes.DHCPREQUEST: request,
