@@ -14,16 +14,14 @@ Every random choice comes from the client's own ``random.Random``, seeded from t
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import partial
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tandem.wire import dhcp
 from tandem.wire.dhcp import Packet
 from tandem.wire.errors import MalformedPacket
-
-if TYPE_CHECKING:
-    from tandem.sim.world import World
 
 __all__ = ["SimClient"]
 
@@ -32,10 +30,29 @@ ZERO = IPv4Address(0)
 DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE = 1, 2, 3, 4, 5, 6, 7
 
 
+class ClientWorld(Protocol):
+    """What a client needs of its world (``sim.world.World``): the clock, timers and the
+    network, and the two reports the invariant checker counts."""
+
+    t: int  #: virtual time, ms
+
+    def at(self, t: int, action: Callable[[], None]) -> None: ...
+
+    def client_send(
+        self, client: SimClient, data: bytes, to: IPv4Address | None, src: IPv4Address
+    ) -> None: ...
+
+    def client_acked(
+        self, client: SimClient, addr: IPv4Address, end: int, p: dhcp.Packet
+    ) -> None: ...
+
+    def client_dropped(self, client: SimClient, addr: IPv4Address, why: str) -> None: ...
+
+
 class SimClient:
     """One client; ``holding`` is (address, end in virtual ms) while it may use an address."""
 
-    def __init__(self, world: World, index: int, rng: random.Random) -> None:
+    def __init__(self, world: ClientWorld, index: int, rng: random.Random) -> None:
         self.world = world
         self.index = index
         self.rng = rng

@@ -11,9 +11,10 @@ and the commit and lose exactly what was never promised.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address, IPv4Interface
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tandem.config.model import Config
 from tandem.core.failover.engine import FailoverEngine, FailoverSetup
@@ -23,21 +24,51 @@ from tandem.sim.journal import SimJournal
 from tandem.wire import dhcp
 from tandem.wire.errors import MalformedPacket
 
-if TYPE_CHECKING:
-    from tandem.sim.world import Conn, World
-
-__all__ = ["COMMIT_MS", "T0", "SimNode"]
+__all__ = ["COMMIT_MS", "T0", "Conn", "NodeWorld", "SimNode"]
 
 T0 = 1_700_000_000  #: the epoch second virtual time 0 maps to
 COMMIT_MS = 3  #: how long a group commit (write + fsync) takes
 TICK_MS = 1000  #: the I/O layer calls DhcpServer.tick once a second
 
 
+@dataclass(eq=False)
+class Conn:
+    """One TCP connection between the two servers."""
+
+    ident: int
+    last_arrival: dict[str, int] = field(default_factory=dict)
+
+
+class NodeWorld(Protocol):
+    """What a server needs of its world (``sim.world.World``): the clock, timers, the
+    network, the trace and the reports the invariant checker reads."""
+
+    t: int  #: virtual time, ms
+    verbose: bool
+    visited: set[str]  #: failover states either server entered
+
+    def at(self, t: int, action: Callable[[], None]) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def node_crashed(self, node: SimNode) -> None: ...
+
+    def want_link(self) -> None: ...
+
+    def link_send(self, src: SimNode, conn: Conn, data: bytes) -> None: ...
+
+    def link_gone(self, src: SimNode, conn: Conn) -> None: ...
+
+    def reply_to_client(
+        self, node: SimNode, reply: Reply, ends: int | None, commit: int
+    ) -> None: ...
+
+
 class SimNode:
     """One server process (recreated from its journal on restart; the journal survives)."""
 
     def __init__(
-        self, world: World, name: str, config: Config, ip: IPv4Address, offset_ms: int
+        self, world: NodeWorld, name: str, config: Config, ip: IPv4Address, offset_ms: int
     ) -> None:
         self.world = world
         self.name = name

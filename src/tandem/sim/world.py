@@ -40,7 +40,7 @@ import random
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from ipaddress import IPv4Address
 
@@ -49,7 +49,7 @@ from tandem.core.types import Reply
 from tandem.sim.client import SimClient
 from tandem.sim.configs import PRIMARY_IP, SECONDARY_IP, Variant, configs
 from tandem.sim.faults import Fault
-from tandem.sim.node import T0, SimNode
+from tandem.sim.node import T0, Conn, SimNode
 from tandem.wire import dhcp
 
 __all__ = ["Conn", "Violation", "World"]
@@ -69,14 +69,6 @@ class Violation:
 
     def __str__(self) -> str:
         return f"({self.kind}) at {self.t / S:.3f}s: {self.text}"
-
-
-@dataclass(eq=False)
-class Conn:
-    """One TCP connection between the two servers."""
-
-    ident: int
-    last_arrival: dict[str, int] = field(default_factory=dict)
 
 
 class _Stop(Exception):
