@@ -8,7 +8,7 @@ import itertools
 
 from fokit import T0, Node, dora, fresh_pair, mac, seed_conf
 
-from tandem.wire.failover import MessageType
+from tandem.wire.failover_codes import MessageType
 from tandem.wire.failover_fast import Binding, decode_binding
 from tandem.wire.framing import FrameBuffer
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fokit import T0, fresh_pair, seed_conf
 
 from tandem.core.failover.engine import FailoverEngine
-from tandem.wire.failover import MessageType
+from tandem.wire.failover_codes import MessageType
 from tandem.wire.failover_fast import Binding, decode_binding
 from tandem.wire.framing import FrameBuffer
 

@@ -24,15 +24,7 @@ from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
 from tandem.core.failover.loadbalance import hba_from_split
 from tandem.core.failover.states import Action, FailoverStateMachine, Input
 from tandem.core.lease import BindingState, FailoverStateRecord, Lease
-from tandem.wire.failover import (
-    FailoverEncodeError,
-    FailoverProtocolError,
-    Message,
-    MessageType,
-    RejectReason,
-    ServerState,
-    encode_message,
-)
+from tandem.wire.failover import FailoverEncodeError, FailoverProtocolError, Message, encode_message
 from tandem.wire.failover_build import (
     build_connect,
     build_connectack,
@@ -43,6 +35,7 @@ from tandem.wire.failover_build import (
     check_connect,
     check_connectack,
 )
+from tandem.wire.failover_codes import MessageType, RejectReason, ServerState
 from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
 from tandem.wire.framing import FrameBuffer
 

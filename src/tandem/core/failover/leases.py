@@ -39,7 +39,7 @@ from tandem.core.failover.rules import (
 )
 from tandem.core.failover.states import FailoverStateMachine, ServiceState
 from tandem.core.lease import BindingState, Lease
-from tandem.wire.failover import IPFlags, RejectReason, ServerState
+from tandem.wire.failover_codes import IPFlags, RejectReason, ServerState
 from tandem.wire.failover_fast import Binding
 
 if TYPE_CHECKING:
