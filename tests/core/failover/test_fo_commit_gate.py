@@ -67,5 +67,5 @@ def test_only_ack_bookkeeping_lets_output_leave_before_its_records() -> None:
     pools_s = s.engine.leases.pool_summary()
     assert pools_p == pools_s and pools_p[0]["backup"] > 50  # balanced and agreed
     # The fast path was taken: after the first window, every window of BNDUPDs left ungated.
-    assert ungated_updates >= pools_p[0]["backup"] - 2 * p.engine.partner_max_unacked
+    assert ungated_updates >= pools_p[0]["backup"] - 2 * p.engine.link.partner_max_unacked
     assert gated_takes["secondary"] > 0 and pair is not None

@@ -84,7 +84,7 @@ def test_connect_accepted_adopts_mclt_and_hba() -> None:
     node = connected_secondary()
     assert node.engine.machine.mclt == 3600
     assert node.engine.leases.hba == hba_from_split(128)
-    assert node.engine.partner_receive_timer == 60
+    assert node.engine.link.partner_receive_timer == 60
 
 
 def test_wrong_relationship_name() -> None:
