@@ -63,8 +63,8 @@ def test_only_ack_bookkeeping_lets_output_leave_before_its_records() -> None:
         if not moved:
             break
     assert (p.state(), s.state()) == ("normal", "normal")
-    pools_p = p.engine.leases.pool_summary()
-    pools_s = s.engine.leases.pool_summary()
+    pools_p = p.engine.leases.pools.summary()
+    pools_s = s.engine.leases.pools.summary()
     assert pools_p == pools_s and pools_p[0]["backup"] > 50  # balanced and agreed
     # The fast path was taken: after the first window, every window of BNDUPDs left ungated.
     assert ungated_updates >= pools_p[0]["backup"] - 2 * p.engine.link.partner_max_unacked

@@ -175,7 +175,7 @@ class FailoverEngine:
     def get_timer(self) -> int | None:
         times = [self.machine.get_timer(), self.leases.pd_deadline(), *self.link.timers()]
         if self.machine.state is S.NORMAL:
-            times.append(self.leases.next_balance)
+            times.append(self.leases.pools.next_balance)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -184,9 +184,9 @@ class FailoverEngine:
         self._run(self.machine.handle_timer(now), now)
         self.leases.run_pd_timer(now)
         self.link.handle_timer(now)
-        nb = self.leases.next_balance
+        nb = self.leases.pools.next_balance
         if nb is not None and nb <= now:
-            self.leases.next_balance = None
+            self.leases.pools.next_balance = None
             if self.machine.state is S.NORMAL:
                 _, poolreq = self.leases.balance(now, want_poolreq=True)
                 if poolreq and self.link.state == "up":
@@ -214,7 +214,7 @@ class FailoverEngine:
             "queued_updates": len(self.leases.queue) + len(self.leases.staged),
             "unsynced_leases": len(self.leases.unsynced),
             "partner_max_unacked": self.link.partner_max_unacked,
-            "pools": self.leases.pool_summary(),
+            "pools": self.leases.pools.summary(),
         }
 
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]:
@@ -503,7 +503,7 @@ class FailoverEngine:
             elif act is A.BALANCE_POOLS:
                 self.leases.balance(now)
             elif act is A.SCHEDULE_POOL_CHECK:
-                self.leases.schedule_balance(now)
+                self.leases.pools.schedule(now)
             elif act in (A.SEND_UPDREQ, A.SEND_UPDREQALL):
                 if connected:
                     mt = M.UPDREQALL if act is A.SEND_UPDREQALL else M.UPDREQ
