@@ -26,7 +26,7 @@ from tandem.core.failover.states import (
     Input,
     Target,
 )
-from tandem.wire.failover import ServerState
+from tandem.wire.failover_codes import ServerState
 
 BEGIN = "<!-- BEGIN GENERATED failover-states (scripts/render_tables.py) -->"
 END = "<!-- END GENERATED failover-states -->"

@@ -15,10 +15,10 @@ from ipaddress import IPv4Address
 import pytest
 
 from tandem.core.lease import BindingState, Lease
-from tandem.lab.crash import (
+from tandem.lab.crash import SoakOptions, run_soak
+from tandem.lab.crash_check import (
     Ack,
     Run,
-    SoakOptions,
     assign_runs,
     check_history,
     check_overlaps,
@@ -26,7 +26,6 @@ from tandem.lab.crash import (
     parse_acks,
     read_history,
     replay,
-    run_soak,
 )
 from tandem.lab.netns import Lab, LabError
 from tandem.store.leasefile import format_header, format_lease

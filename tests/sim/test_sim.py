@@ -177,7 +177,7 @@ def test_clock_offsets_are_taken_out_of_replicated_lease_ends() -> None:
     out = run_seed(seed, faults=[Fault("clock", 0, 0, "secondary", -25_000)])
     assert out.violation is None, out.violation
     engine = out.world.secondary.engine
-    assert engine is not None and engine.peer_offset in (25, 26)
+    assert engine is not None and engine.link.peer_offset in (25, 26)
 
 
 # --- the checker can fail ------------------------------------------------------------------

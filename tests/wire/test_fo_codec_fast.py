@@ -7,7 +7,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tandem.wire.failover import MessageType, decode_message
+from tandem.wire.failover import decode_message
+from tandem.wire.failover_codes import MessageType
 from tandem.wire.failover_fast import (
     _SIZES_BNDACK,
     _SIZES_BNDUPD,

@@ -8,15 +8,8 @@ from ipaddress import IPv4Address
 import pytest
 from fo_pcap import FAILOVER_PCAP, read_segments, reassemble
 
-from tandem.wire.failover import (
-    FoBindingStatus,
-    Message,
-    MessageType,
-    RejectReason,
-    ServerState,
-    decode_message,
-    encode_message,
-)
+from tandem.wire.failover import Message, decode_message, encode_message
+from tandem.wire.failover_codes import FoBindingStatus, MessageType, RejectReason, ServerState
 from tandem.wire.framing import FrameBuffer
 
 # reference/anchors.md "Message counts in the capture" (and tshark's dhcpfo dissector).

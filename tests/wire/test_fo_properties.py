@@ -16,12 +16,11 @@ from tandem.wire.failover import (
     FailoverProtocolError,
     Kind,
     Message,
-    MessageType,
-    OptionCode,
     OptionValue,
     decode_message,
     encode_message,
 )
+from tandem.wire.failover_codes import MessageType, OptionCode
 from tandem.wire.framing import FrameBuffer
 
 _SENDABLE = {OptionCode.DDNS, OptionCode.MESSAGE_DIGEST}

@@ -11,14 +11,7 @@ from tandem.wire.errors import WireError
 from tandem.wire.failover import (
     FailoverEncodeError,
     FailoverProtocolError,
-    FoBindingStatus,
-    IPFlags,
     Message,
-    MessageType,
-    OptionCode,
-    RejectReason,
-    ServerFlags,
-    ServerState,
     decode_message,
     encode_message,
 )
@@ -31,6 +24,15 @@ from tandem.wire.failover_build import (
     build_state,
     check_connect,
     check_connectack,
+)
+from tandem.wire.failover_codes import (
+    FoBindingStatus,
+    IPFlags,
+    MessageType,
+    OptionCode,
+    RejectReason,
+    ServerFlags,
+    ServerState,
 )
 
 

@@ -15,12 +15,14 @@ from tandem.wire.failover import (
     HBA_SIZE,
     FailoverEncodeError,
     FailoverProtocolError,
+    Message,
+    OptionValue,
+)
+from tandem.wire.failover_codes import (
     FoBindingStatus,
     IPFlags,
-    Message,
     MessageType,
     OptionCode,
-    OptionValue,
     RejectReason,
     ServerFlags,
     ServerState,

@@ -21,10 +21,9 @@ from tandem.wire.failover import (
     MAX_MESSAGE_SIZE,
     FailoverEncodeError,
     Message,
-    MessageType,
-    OptionCode,
     decode_message,
 )
+from tandem.wire.failover_codes import MessageType, OptionCode
 
 _HDR = struct.Struct("!HBBII")
 _OPT = struct.Struct("!HH")

@@ -8,7 +8,7 @@ import itertools
 
 from fokit import T0, Node, dora, fresh_pair, mac, seed_conf
 
-from tandem.wire.failover import MessageType
+from tandem.wire.failover_codes import MessageType
 from tandem.wire.failover_fast import Binding, decode_binding
 from tandem.wire.framing import FrameBuffer
 
@@ -42,7 +42,7 @@ def window_after_doras(n: int) -> tuple[Node, Node, list[int], bytes]:
 
 def test_a_window_of_bndupds_is_one_write_in_order() -> None:
     p, _s, acked, data = window_after_doras(25)
-    window = p.engine.partner_max_unacked
+    window = p.engine.link.partner_max_unacked
     assert window == 10
     msgs = bindings(data)
     assert [m.type for m in msgs] == [MessageType.BNDUPD] * window

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fokit import T0, fresh_pair, seed_conf
 
 from tandem.core.failover.engine import FailoverEngine
-from tandem.wire.failover import MessageType
+from tandem.wire.failover_codes import MessageType
 from tandem.wire.failover_fast import Binding, decode_binding
 from tandem.wire.framing import FrameBuffer
 
@@ -63,9 +63,9 @@ def test_only_ack_bookkeeping_lets_output_leave_before_its_records() -> None:
         if not moved:
             break
     assert (p.state(), s.state()) == ("normal", "normal")
-    pools_p = p.engine.leases.pool_summary()
-    pools_s = s.engine.leases.pool_summary()
+    pools_p = p.engine.leases.pools.summary()
+    pools_s = s.engine.leases.pools.summary()
     assert pools_p == pools_s and pools_p[0]["backup"] > 50  # balanced and agreed
     # The fast path was taken: after the first window, every window of BNDUPDs left ungated.
-    assert ungated_updates >= pools_p[0]["backup"] - 2 * p.engine.partner_max_unacked
+    assert ungated_updates >= pools_p[0]["backup"] - 2 * p.engine.link.partner_max_unacked
     assert gated_takes["secondary"] > 0 and pair is not None

@@ -9,21 +9,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tandem.core.failover.loadbalance import hba_from_split
-from tandem.wire.failover import (
-    Message,
-    MessageType,
-    OptionCode,
-    RejectReason,
-    ServerFlags,
-    ServerState,
-    decode_message,
-    encode_message,
-)
+from tandem.wire.failover import Message, decode_message, encode_message
 from tandem.wire.failover_build import (
     build_connect,
     build_connectack,
     build_empty,
     build_state,
+)
+from tandem.wire.failover_codes import (
+    MessageType,
+    OptionCode,
+    RejectReason,
+    ServerFlags,
+    ServerState,
 )
 from tandem.wire.failover_fast import encode_bndupd
 from tandem.wire.framing import FrameBuffer
@@ -86,7 +84,7 @@ def test_connect_accepted_adopts_mclt_and_hba() -> None:
     node = connected_secondary()
     assert node.engine.machine.mclt == 3600
     assert node.engine.leases.hba == hba_from_split(128)
-    assert node.engine.partner_receive_timer == 60
+    assert node.engine.link.partner_receive_timer == 60
 
 
 def test_wrong_relationship_name() -> None:

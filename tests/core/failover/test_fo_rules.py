@@ -20,17 +20,12 @@ from tandem.core.failover.rules import (
     transition_ok,
 )
 from tandem.core.lease import BindingState
-from tandem.wire.failover import (
-    FailoverProtocolError,
-    FoBindingStatus,
-    IPFlags,
-    RejectReason,
-    encode_message,
-)
+from tandem.wire.failover import FailoverProtocolError, encode_message
 from tandem.wire.failover_build import (
     build_bndack,
     build_bndupd,
 )
+from tandem.wire.failover_codes import FoBindingStatus, IPFlags, RejectReason
 from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
 
 B = BindingState

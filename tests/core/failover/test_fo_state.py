@@ -19,7 +19,7 @@ from tandem.core.failover.states import (
     Target,
     lookup,
 )
-from tandem.wire.failover import ServerFlags, ServerState
+from tandem.wire.failover_codes import ServerFlags, ServerState
 
 S = ServerState
 A = Action

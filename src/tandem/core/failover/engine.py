@@ -10,8 +10,10 @@ what it took before it sends. So a BNDACK never leaves before the update is dura
 acks after its commit too) and a BNDUPD never announces something a crash could lose.
 
 Server states come from ``tandem.core.failover.states`` (the table); lease work is in
-``tandem.core.failover.leases``; BNDUPD/BNDACK bytes in ``tandem.wire.failover_fast``;
-everything else is encoded with ``tandem.wire.failover``. Log lines use dhcpd's words.
+``tandem.core.failover.leases``; the connection itself (framing, the CONNECT handshake, the
+link timers, the peer's clock) in ``tandem.core.failover.link``; BNDUPD/BNDACK bytes in
+``tandem.wire.failover_fast``; everything else is encoded with ``tandem.wire.failover``. Log
+lines use dhcpd's words.
 """
 
 from __future__ import annotations
@@ -21,30 +23,14 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
+from tandem.core.failover.link import Link
 from tandem.core.failover.loadbalance import hba_from_split
 from tandem.core.failover.states import Action, FailoverStateMachine, Input
 from tandem.core.lease import BindingState, FailoverStateRecord, Lease
-from tandem.wire.failover import (
-    FailoverEncodeError,
-    FailoverProtocolError,
-    Message,
-    MessageType,
-    RejectReason,
-    ServerState,
-    encode_message,
-)
-from tandem.wire.failover_build import (
-    build_connect,
-    build_connectack,
-    build_disconnect,
-    build_empty,
-    build_poolresp,
-    build_state,
-    check_connect,
-    check_connectack,
-)
+from tandem.wire.failover import FailoverEncodeError, FailoverProtocolError, Message
+from tandem.wire.failover_build import build_empty, build_poolresp, build_state
+from tandem.wire.failover_codes import MessageType, ServerState
 from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
-from tandem.wire.framing import FrameBuffer
 
 if TYPE_CHECKING:
     from tandem.config.model import Config, FailoverPeer
@@ -54,8 +40,6 @@ if TYPE_CHECKING:
 S = ServerState
 A = Action
 M = MessageType
-VENDOR_CLASS = "tandem-0.1"
-LINK_STARTUP = 15  #: seconds for CONNECT (secondary) / CONNECTACK (primary) to arrive
 STATE_BY_KEYWORD = {s.keyword: s for s in ServerState}
 
 __all__ = ["FailoverEngine", "FailoverSetup"]
@@ -94,7 +78,6 @@ class FailoverEngine:
         self.name = peer.name
         self.cfg = peer
         self.role = peer.role
-        self._name_bytes = peer.name.encode("utf-8", "surrogateescape")
         saved_state = STATE_BY_KEYWORD.get(saved.my_state) if saved is not None else None
         if saved_state is S.STARTUP:
             saved_state = None
@@ -119,22 +102,12 @@ class FailoverEngine:
         if peer.role == "primary":
             self.leases.hba = peer.hba if peer.hba is not None else hba_from_split(peer.split or 0)
         self._now = now
-        self._link = "down"  # down | connecting | up
-        self._frames = FrameBuffer()
-        self._out = bytearray()
-        self._close: str | None = None
-        self._xid = 0
-        self.partner_max_unacked = 0
-        self.partner_receive_timer = 0
-        self._last_rx = now
-        self._last_tx = now
-        self._link_deadline: int | None = None
+        self.link = Link(peer, self._log, now)
         self._record: FailoverStateRecord | None = None
         self._acks_pending: list[bytes] = []
         self._acks_ready: list[bytes] = []
         self._gated = True  # see output_needs_commit
         self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
-        self._skew: int | None = None  # max over this link of (peer's header time - ours)
         self._received: dict[int, int] = {}  # message type -> count (see ``counters``)
         self._run(self.machine.start(now), now)
 
@@ -143,41 +116,23 @@ class FailoverEngine:
     def connection_made(self, now: int) -> None:
         """A TCP link to the peer is established: the primary sends CONNECT at once."""
         self._now = now
-        self._link = "connecting"
-        self._frames = FrameBuffer()
-        self._out = bytearray()
-        self._close = None
-        self._xid = 0
-        self._last_rx = self._last_tx = now
-        self._link_deadline = now + LINK_STARTUP
-        self._skew = None
+        self.link.open(now)
         self._acks_pending.clear()
         self._acks_ready.clear()
         self._answering = None
         if self.role == "primary":
             hba = self.leases.hba
             assert hba is not None
-            self._send(
-                build_connect(
-                    time=now,
-                    xid=self._next_xid(),
-                    relationship_name=self._name_bytes,
-                    max_unacked=self.cfg.max_unacked_updates,
-                    receive_timer=self.cfg.max_response_delay,
-                    vendor_class=VENDOR_CLASS,
-                    mclt=self.machine.mclt,
-                    hba=hba,
-                )
-            )
+            self.link.send_connect(now, mclt=self.machine.mclt, hba=hba)
 
     def connection_lost(self, now: int) -> None:
         """The link is gone (closed by either side, or never completed)."""
         self._now = now
-        if self._link == "down":
+        link = self.link
+        if link.state == "down":
             return
-        was_up = self._link == "up"
-        self._link = "down"
-        self._link_deadline = None
+        was_up = link.state == "up"
+        link.lost()
         self.leases.rescind()
         self._acks_pending.clear()
         self._acks_ready.clear()
@@ -189,52 +144,38 @@ class FailoverEngine:
     def receive_data(self, data: bytes, now: int) -> None:
         """Bytes from the link; never raises (a protocol error sets close_reason)."""
         self._now = now
-        if self._link == "down" or self._close is not None:
+        link = self.link
+        if link.state == "down" or link.close is not None:
             return
         try:
-            self._frames.feed(data)
-            frames = self._frames.drain()
-            if not frames:
-                return
-            self._last_rx = now
-            for frame in frames:  # every message of this read, in order
-                self._note_time(frame, now)
+            for frame in link.receive(data, now):  # every message of this read, in order
+                link.note_time(frame, now)
                 self._dispatch(frame, now)
                 if self.close_reason() is not None:
                     break
         except FailoverProtocolError as exc:
-            self._fail(f"protocol error ({exc.reason}): {exc}")
+            link.fail(f"protocol error ({exc.reason}): {exc}")
         except FailoverEncodeError as exc:
-            self._fail(f"cannot answer: {exc}")
+            link.fail(f"cannot answer: {exc}")
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the link now (drains): acks first, then BNDUPDs in the window."""
-        if self._link == "up" and self._close is None:
+        link = self.link
+        if link.state == "up" and link.close is None:
             if self._acks_ready:
                 for ack in self._acks_ready:
-                    self._out += ack
+                    link.out += ack
                 self._acks_ready.clear()
             self._pump_updates()
-        if not self._out:
-            return b""
-        out = bytes(self._out)
-        self._out.clear()
-        self._last_tx = self._now
-        return out
+        return link.take(self._now)
 
     def close_reason(self) -> str | None:
-        return self._close
+        return self.link.close
 
     def get_timer(self) -> int | None:
-        times = [self.machine.get_timer(), self.leases.pd_deadline()]
-        if self._link == "connecting":
-            times.append(self._link_deadline)
-        if self._link == "up" and self._close is None:
-            times.append(self._last_rx + self.cfg.max_response_delay)
-            if self.partner_receive_timer:
-                times.append(self._last_tx + max(1, self.partner_receive_timer // 3))
+        times = [self.machine.get_timer(), self.leases.pd_deadline(), *self.link.timers()]
         if self.machine.state is S.NORMAL:
-            times.append(self.leases.next_balance)
+            times.append(self.leases.pools.next_balance)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -242,27 +183,14 @@ class FailoverEngine:
         self._now = now
         self._run(self.machine.handle_timer(now), now)
         self.leases.run_pd_timer(now)
-        if self._close is None:
-            if self._link == "connecting" and self._link_deadline is not None:
-                if now >= self._link_deadline:
-                    self._fail("link startup timeout (no CONNECT/CONNECTACK within 15 s)")
-            elif self._link == "up":
-                if now >= self._last_rx + self.cfg.max_response_delay:
-                    self._fail(
-                        "timeout waiting for failover peer",
-                        line=f"timeout waiting for failover peer {self.name}",  # dhcpd's words
-                    )
-                elif self.partner_receive_timer and now >= self._last_tx + max(
-                    1, self.partner_receive_timer // 3
-                ):
-                    self._send(build_empty(M.CONTACT, time=now, xid=self._next_xid()))
-        nb = self.leases.next_balance
+        self.link.handle_timer(now)
+        nb = self.leases.pools.next_balance
         if nb is not None and nb <= now:
-            self.leases.next_balance = None
+            self.leases.pools.next_balance = None
             if self.machine.state is S.NORMAL:
                 _, poolreq = self.leases.balance(now, want_poolreq=True)
-                if poolreq and self._link == "up":
-                    self._send(build_empty(M.POOLREQ, time=now, xid=self._next_xid()))
+                if poolreq and self.link.state == "up":
+                    self.link.send(build_empty(M.POOLREQ, time=now, xid=self.link.next_xid()))
 
     def partner_down(self, now: int) -> None:
         """Operator: the partner is down (dhcpd: OMAPI local-state = partner-down)."""
@@ -280,13 +208,13 @@ class FailoverEngine:
             "partner_state": _state_name(m.peer_state),
             "partner_stos": self.partner_stos,
             "service_state": m.service_state.value,
-            "link": self._link,
+            "link": self.link.state,
             "mclt": m.mclt,
             "unacked_updates": len(self.leases.inflight),
             "queued_updates": len(self.leases.queue) + len(self.leases.staged),
             "unsynced_leases": len(self.leases.unsynced),
-            "partner_max_unacked": self.partner_max_unacked,
-            "pools": self.leases.pool_summary(),
+            "partner_max_unacked": self.link.partner_max_unacked,
+            "pools": self.leases.pools.summary(),
         }
 
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]:
@@ -334,66 +262,35 @@ class FailoverEngine:
 
     # --- internals: sending ---------------------------------------------------------------
 
-    def _next_xid(self) -> int:
-        xid = self._xid
-        self._xid = (self._xid + 1) & 0xFFFFFFFF
-        return xid
-
-    def _send(self, msg: Message) -> None:
-        self._out += encode_message(msg)
-
     def _send_state(self) -> None:
         m = self.machine
-        self._send(
+        self.link.send(
             build_state(
                 time=self._now,
-                xid=self._next_xid(),
+                xid=self.link.next_xid(),
                 state=m.reported_state,
                 flags=m.reported_flags,
                 stos=m.stos,
             )
         )
 
-    def _note_time(self, frame: bytes, now: int) -> None:
-        """Track the peer's clock from message headers (bytes 4-8: the sender's time).
-
-        Delays only make a message look older, so the largest (peer time - our time) seen
-        on this link is the best estimate of the clock offset.
-        """
-        if len(frame) >= 8:
-            seen = int.from_bytes(frame[4:8], "big") - now
-            if self._skew is None or seen > self._skew:
-                self._skew = seen
-
-    @property
-    def peer_offset(self) -> int:
-        """Seconds to add to our times to express them in the peer's clock (0 within 2 s).
-
-        BNDUPD times go out in the peer's clock, so the peer (ISC too, which corrects no
-        skew) expires a lease when the client's lease really ends. Without it a primary
-        whose clock runs 30 s ahead freed, 30 s early, a lease its secondary had granted,
-        and could hand it out again while the client still held it (found by tandem.sim).
-        """
-        skew = self._skew or 0
-        return skew if abs(skew) > 2 else 0
-
     def _pump_updates(self) -> None:
-        """Encode queued BNDUPDs into ``_out`` while the peer's window has room.
+        """Encode queued BNDUPDs into the link's output while the peer's window has room.
 
         Every one of a window goes into the same output buffer, so the link sends a window
         with one write.
         """
         leases = self.leases
-        free = self.partner_max_unacked - len(leases.inflight)
+        link = self.link
+        free = link.partner_max_unacked - len(leases.inflight)
         if free <= 0 or not leases.queue:
             return
         now = self._now
-        off = self.peer_offset
-        out = self._out
+        off = link.peer_offset
+        out = link.out
         active = BindingState.ACTIVE
         while free > 0 and leases.queue:
-            xid = self._xid or 1  # ISC never uses xid 0 for a BNDUPD
-            self._xid = (xid + 1) & 0xFFFFFFFF
+            xid = link.next_update_xid()
             got = leases.next_update(xid)
             if got is None:
                 break
@@ -429,11 +326,6 @@ class FailoverEngine:
                 leases.inflight.pop(int(lease.address), None)
                 self._log.append(f"failover peer {self.name}: cannot send {lease.address}: {exc}")
 
-    def _fail(self, reason: str, *, line: str | None = None) -> None:
-        if self._close is None:
-            self._close = reason
-            self._log.append(line or f"failover peer {self.name}: {reason}")
-
     # --- internals: receiving ---------------------------------------------------------------
 
     def _dispatch(self, frame: bytes, now: int) -> None:
@@ -442,8 +334,8 @@ class FailoverEngine:
         received = self._received
         received[mtype] = received.get(mtype, 0) + 1
         if isinstance(msg, Binding):
-            if self._link != "up":
-                self._fail("binding message before the link was accepted")
+            if self.link.state != "up":
+                self.link.fail("binding message before the link was accepted")
             elif mtype == M.BNDUPD:
                 self._on_bndupd(msg, now)
             else:
@@ -455,11 +347,11 @@ class FailoverEngine:
             self._on_connectack(msg, now)
         elif mtype == M.DISCONNECT:
             text = msg.message_text or ""
-            self._fail(f"peer disconnected (reason {msg.reject_reason}): {text}".rstrip(": "))
+            self.link.fail(f"peer disconnected (reason {msg.reject_reason}): {text}".rstrip(": "))
         elif not isinstance(mtype, MessageType):
             return  # a type ISC ignores (no options)
-        elif self._link != "up":
-            self._fail(f"{mtype.name} before the link was accepted")
+        elif self.link.state != "up":
+            self.link.fail(f"{mtype.name} before the link was accepted")
         elif mtype == M.STATE:
             self._on_state(msg, now)
         elif mtype == M.CONTACT:
@@ -472,88 +364,32 @@ class FailoverEngine:
             moved, _ = self.leases.balance(now)
             if not moved:
                 self._log.append(f"failover peer {self.name}: Got POOLREQ, answering negatively!")
-            self._send(build_poolresp(time=now, xid=msg.xid, addresses_transferred=moved))
+            self.link.send(build_poolresp(time=now, xid=msg.xid, addresses_transferred=moved))
         elif mtype == M.POOLRESP:
             self._log.append(
                 f"failover peer {self.name}: pool response: {msg.addresses_transferred or 0} leases"
             )
 
     def _on_connect(self, msg: Message, now: int) -> None:
-        up = self._link == "up"
-        err = check_connect(msg, relationship_name=self._name_bytes, now=now, already_connected=up)
-        if err is None and self.role == "primary":
-            err = FailoverProtocolError(
-                "connect-refused",
-                "both servers are primary",
-                reject_reason=RejectReason.INVALID_PARTNER,
-            )
-        tls = msg.tls_request is not None
-        if err is not None:
-            reason = err.reject_reason or RejectReason.UNKNOWN
-            offered = msg.relationship_name
-            unknown = reason is RejectReason.INVALID_PARTNER and offered is not None
-            self._send(
-                build_connectack(
-                    time=now,
-                    xid=msg.xid,
-                    relationship_name=offered if unknown and offered else self._name_bytes,
-                    vendor_class=VENDOR_CLASS,
-                    max_unacked=None if unknown else self.cfg.max_unacked_updates,
-                    receive_timer=None if unknown else self.cfg.max_response_delay,
-                    tls_reply=tls,
-                    reject=(reason, str(err)),
-                )
-            )
-            self._fail(f"CONNECT refused: {err} (reject reason {int(reason)})")
+        link = self.link
+        if not link.vet_connect(msg, now, primary=self.role == "primary"):
             return
         mclt = msg.mclt or 0
         if mclt != self.machine.mclt:
             self.machine.mclt = mclt
             self._stage_record()
         self.leases.hba = msg.hba
-        self.partner_max_unacked = msg.max_unacked or 0
-        self.partner_receive_timer = msg.receive_timer or 0
-        self._send(
-            build_connectack(
-                time=now,
-                xid=msg.xid,
-                relationship_name=self._name_bytes,
-                vendor_class=VENDOR_CLASS,
-                max_unacked=self.cfg.max_unacked_updates,
-                receive_timer=self.cfg.max_response_delay,
-                tls_reply=tls,
-            )
-        )
+        link.accept_connect(msg, now)
         self._link_up(now)
 
     def _on_connectack(self, msg: Message, now: int) -> None:
         if self.role != "primary":
-            self._fail("CONNECTACK received by a secondary")
-            return
-        err = check_connectack(
-            msg,
-            relationship_name=self._name_bytes,
-            now=now,
-            already_connected=self._link == "up",
-        )
-        if err is not None:
-            if err.reject_reason is not None:
-                self._send(
-                    build_disconnect(
-                        time=now, xid=self._next_xid(), reason=err.reject_reason, text=str(err)
-                    )
-                )
-                self._fail(f"CONNECTACK refused: {err} (reject reason {int(err.reject_reason)})")
-            else:
-                self._fail(f"Failover CONNECT to {self.name} rejected: {msg.message_text}")
-            return
-        self.partner_max_unacked = msg.max_unacked or 0
-        self.partner_receive_timer = msg.receive_timer or 0
-        self._link_up(now)
+            self.link.fail("CONNECTACK received by a secondary")
+        elif self.link.accept_connectack(msg, now):
+            self._link_up(now)
 
     def _link_up(self, now: int) -> None:
-        self._link = "up"
-        self._link_deadline = None
+        self.link.accepted()
         self._run(self.machine.on_input(Input.LINK_UP, now), now)
 
     def _on_state(self, msg: Message, now: int) -> None:
@@ -587,12 +423,12 @@ class FailoverEngine:
             self._answering = (msg.xid, pending)
         else:
             self._answering = None
-            self._send(build_empty(M.UPDDONE, time=now, xid=msg.xid))
+            self.link.send(build_empty(M.UPDDONE, time=now, xid=msg.xid))
 
     def _on_bndupd(self, b: Binding, now: int) -> None:
         reject = self.leases.process_update(b, now)
         if reject is not None:
-            self._out += encode_bndack(
+            self.link.out += encode_bndack(
                 time=now, xid=b.xid, address=b.address or 0, reject=(int(reject[0]), reject[1])
             )
             self._log.append(
@@ -620,7 +456,7 @@ class FailoverEngine:
         left.discard(address)
         if not left:
             self._answering = None
-            self._send(build_empty(M.UPDDONE, time=now, xid=xid))
+            self.link.send(build_empty(M.UPDDONE, time=now, xid=xid))
 
     # --- internals: the state machine's actions -----------------------------------------
 
@@ -653,7 +489,7 @@ class FailoverEngine:
                 self._log.append(f"failover peer {self.name}: Both servers normal")
             if old is S.NORMAL and new is not S.NORMAL:
                 self.leases.left_normal()
-        connected = self._link == "up"
+        connected = self.link.state == "up"
         for act in actions:
             if act in (A.RECORD_STATE, A.RECORD_PEER_STATE):
                 self._stage_record()
@@ -667,11 +503,11 @@ class FailoverEngine:
             elif act is A.BALANCE_POOLS:
                 self.leases.balance(now)
             elif act is A.SCHEDULE_POOL_CHECK:
-                self.leases.schedule_balance(now)
+                self.leases.pools.schedule(now)
             elif act in (A.SEND_UPDREQ, A.SEND_UPDREQALL):
                 if connected:
                     mt = M.UPDREQALL if act is A.SEND_UPDREQALL else M.UPDREQ
-                    self._send(build_empty(mt, time=now, xid=self._next_xid()))
+                    self.link.send(build_empty(mt, time=now, xid=self.link.next_xid()))
             elif act is A.SCHEDULE_EXPIRED_TO_FREE:
                 self.leases.schedule_expired_to_free(now)
             elif act is A.LOG_INVALID_TRANSITION:
@@ -690,7 +526,7 @@ class FailoverEngine:
                     f"failover peer {self.name}: invalid attempt to move from "
                     f"{m.state.keyword} (peer {_state_name(m.peer_state)}); stopping"
                 )
-                self._fail("fatal state conflict")
+                self.link.fail("fatal state conflict")
             # SEND_UPDATES: data_to_send() pumps; timers: the machine keeps deadlines;
             # UPDATE_SERVICE_STATE: the service state is computed when asked.
 

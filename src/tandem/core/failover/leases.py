@@ -3,8 +3,7 @@
 This object is what the DHCP core sees of failover (it implements ``PoolFailover``) and what
 the engine delegates binding messages to. It keeps, per relationship:
 
-* FREE/BACKUP counts per pool, maintained on every change (ISC's ``free_leases`` /
-  ``backup_leases``), so pool balancing and "peer holds all free leases" cost O(1);
+* FREE/BACKUP counts per pool and pool balancing, in ``tandem.core.failover.balance``;
 * the set of addresses whose current state the peer has not acknowledged (ISC's
   ``tstp > atsfp`` scan, kept incrementally so UPDREQ and entering NORMAL are O(changes));
 * the update queue: ``staged`` (changed, not yet committed), ``queue`` (committed, waiting
@@ -23,7 +22,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from tandem.core.failover.loadbalance import bucket_is_mine, lb_hash, should_serve
+from tandem.core.failover.balance import PoolBalance, PoolCounts
+from tandem.core.failover.loadbalance import should_serve
 from tandem.core.failover.policy import TakeRule
 from tandem.core.failover.queue import UpdateQueue
 from tandem.core.failover.rules import (
@@ -39,7 +39,7 @@ from tandem.core.failover.rules import (
 )
 from tandem.core.failover.states import FailoverStateMachine, ServiceState
 from tandem.core.lease import BindingState, Lease
-from tandem.wire.failover import IPFlags, RejectReason, ServerState
+from tandem.wire.failover_codes import IPFlags, RejectReason, ServerState
 from tandem.wire.failover_fast import Binding
 
 if TYPE_CHECKING:
@@ -54,16 +54,6 @@ _RESERVED = int(IPFlags.RESERVED)
 _BOOTP = int(IPFlags.BOOTP)
 INFINITE_ENDS = 0x7FFFFFFF  # ISC MAX_TIME: what an infinite lease's ``ends`` is sent as
 MAX_CHADDR = 21  # ISC stores at most 21 bytes of client-hardware-address (htype + 20)
-
-
-@dataclass(slots=True)
-class PoolCounts:
-    """One failover pool's balance book-keeping."""
-
-    pool: PoolState
-    ident: int  # stable number for log lines (dhcpd prints the pool's pointer)
-    free: int = 0
-    backup: int = 0
 
 
 @dataclass(slots=True)
@@ -99,8 +89,7 @@ class FailoverLeases:
         self.own = own_free_state(peer.role)
         self.other = peer_free_state(peer.role)
         self.hba: bytes | None = None  # primary: from config; secondary: from CONNECT
-        self.counts: dict[int, PoolCounts] = {}  # id(PoolState) -> counts
-        self._counted: dict[int, BindingState] = {}  # address -> state it is counted as
+        self.pools = PoolBalance(db, pools, peer, log)
         self.unsynced: set[int] = set()
         self.staged: dict[int, None] = {}
         self.queue = UpdateQueue()
@@ -110,59 +99,21 @@ class FailoverLeases:
         self.writes_gate = False
         self.deferred_expiry: set[int] = set()
         self._pd_heap: list[tuple[int, int]] = []  # PARTNER-DOWN: (free at, address)
-        self.last_balance = 0
-        self.next_balance: int | None = None
         # Outside PARTNER-DOWN each server takes its own free state; only the primary
         # reclaims abandoned leases. Built once: the allocator asks on every allocation.
         primary = peer.role == "primary"
         self._rules = {
             ok: TakeRule(primary, not primary, ok and primary, None) for ok in (False, True)
         }
-        # The server makes this object the ``failover`` of exactly these pools once its
-        # factory (``engine.FailoverSetup``) returns.
-        for pool in pools:
-            if pool.model.failover_peer == peer.name:
-                self.counts[id(pool)] = PoolCounts(pool, len(self.counts) + 1, pool.size)
         for a, lease in self.db.by_addr.items():
-            pc = self._pc(a)
+            pc = self.pools.of(a)
             if pc is None:
                 continue
-            self._count(pc, a, lease.binding_state)
+            self.pools.count(pc, a, lease.binding_state)
             if (lease.tstp or 0) > (lease.atsfp or 0) or lease.binding_state in RETURNING:
                 self.unsynced.add(a)
             if lease.binding_state in RETURNING:
                 lease.next_binding_state = B.FREE
-
-    # --- counts ---------------------------------------------------------------------------
-
-    def _pc(self, a: int) -> PoolCounts | None:
-        loc = self.db.locate(a)
-        if loc is None:
-            return None
-        return self.counts.get(id(loc[0]))  # only this relationship's pools are counted
-
-    def _count(self, pc: PoolCounts, a: int, new: BindingState) -> None:
-        old = self._counted.get(a, B.FREE)
-        if old is new:
-            return
-        if old is B.FREE:
-            pc.free -= 1
-        elif old is B.BACKUP:
-            pc.backup -= 1
-        if new is B.FREE:
-            pc.free += 1
-        elif new is B.BACKUP:
-            pc.backup += 1
-        self._counted[a] = new
-
-    def recount(self, lease: Lease) -> None:
-        a = int(lease.address)
-        pc = self._pc(a)
-        if pc is not None:
-            self._count(pc, a, lease.binding_state)
-
-    def owns(self, a: int) -> bool:
-        return self._pc(a) is not None
 
     # --- what the DHCP core asks (PoolFailover) ------------------------------------------
 
@@ -192,10 +143,7 @@ class FailoverLeases:
         return not should_serve(self.role, self.hba, key, secs, lbmax, mtype)
 
     def peer_has_leases(self, pool: object) -> bool:
-        pc = self.counts.get(id(pool))
-        if pc is None:
-            return False
-        return (pc.backup if self.role == "primary" else pc.free) > 0
+        return self.pools.peer_has_leases(pool)
 
     def mine_to_reallocate(self, lease: Lease | None, now: int) -> bool:
         st = lease.binding_state if lease is not None else B.FREE
@@ -252,7 +200,7 @@ class FailoverLeases:
         if st is B.ACTIVE:
             lease.next_binding_state = B.EXPIRED
         lease.atsfp = None
-        self.recount(lease)
+        self.pools.recount(lease)
         self.unsynced.add(a)
         self.deferred_expiry.discard(a)
         if st in RETURNING and self.machine.state is S.PARTNER_DOWN:
@@ -320,7 +268,7 @@ class FailoverLeases:
     def queue_all(self) -> None:
         """UPDREQALL: every lease we have a record of (never-used addresses excepted)."""
         for a in self.db.by_addr:
-            if a not in self.inflight and a not in self.staged and self.owns(a):
+            if a not in self.inflight and a not in self.staged and self.pools.of(a) is not None:
                 self.queue.add(a)
 
     def pending_update_addresses(self) -> set[int]:
@@ -345,7 +293,7 @@ class FailoverLeases:
             return RejectReason.MISSING_BINDINFO, "missing binding information"
         a = b.address
         ip = _Ip(a)
-        pc = self._pc(a)
+        pc = self.pools.of(a)
         if pc is None:
             return RejectReason.ILLEGAL_IP_ADDR, f"{ip}: not in a pool of {self.name}"
         status = _STATUS.get(b.status)
@@ -506,7 +454,7 @@ class FailoverLeases:
         db.requeue_moved(lease)
         if new is B.ACTIVE:
             db.schedule(lease)
-        self._count(pc, a, new)
+        self.pools.count(pc, a, new)
         self._write(lease)
 
     # --- BNDACK from the peer (§8.4) ---------------------------------------------------
@@ -543,7 +491,7 @@ class FailoverLeases:
             lease.next_binding_state = None
             lease.tstp = lease.ends
             self.db.requeue_moved(lease)
-            self.recount(lease)
+            self.pools.recount(lease)
         lease.rewind_binding_state = lease.binding_state
         self.unsynced.discard(a)
         self.writes[a] = lease  # _write(lease, gates=False), inlined: once per lease
@@ -587,85 +535,13 @@ class FailoverLeases:
                 self.db.schedule(lease)
         self.deferred_expiry.clear()
 
-    # --- pool balancing (§9) ---------------------------------------------------------------
+    # --- pool balancing (§9, in ``balance``) ------------------------------------------------
 
     def balance(self, now: int, *, want_poolreq: bool = False) -> tuple[int, bool]:
         """ISC's dhcp_failover_pool_dobalance; returns (leases moved, POOLREQ wanted)."""
         if self.machine.state is not S.NORMAL:
             return 0, False
-        self.last_balance = now
-        moved = 0
-        poolreq = False
-        cfg = self.cfg
-        for pc in self.counts.values():
-            own_n, peer_n = (pc.free, pc.backup) if self.role == "primary" else (pc.backup, pc.free)
-            lts = int((own_n - peer_n) / 2)  # C division truncates toward zero
-            total = pc.free + pc.backup
-            thresh = (total * cfg.max_lease_misbalance + 50) // 100
-            hold = (total * cfg.max_lease_ownership + 50) // 100
-            panic = -2 * thresh or -1
-            req = want_poolreq and lts < panic
-            poolreq |= req
-            share = getattr(pc.pool.share, "name", "")
-            self.log.append(
-                f"balancing pool {pc.ident:x} {share}  total {pc.pool.size}  free {pc.free}  "
-                f"backup {pc.backup}  lts {lts}  max-own (+/-){hold}"
-                + ("  (requesting peer rebalance!)" if req else "")
-            )
-            given = self._give_away(pc, lts, hold, now)
-            moved += given
-            lts -= given
-            verdict = "IMBALANCED" if lts > thresh else "balanced"
-            self.log.append(
-                f"{verdict} pool {pc.ident:x} {share}  total {pc.pool.size}  free {pc.free}  "
-                f"backup {pc.backup}  lts {lts}  max-misbal {thresh}"
-            )
-        self.schedule_balance(now)
-        return moved, poolreq
-
-    def _give_away(self, pc: PoolCounts, lts: int, hold: int, now: int) -> int:
-        db = self.db
-        given = 0
-        lists = (pc.pool.dhcp, pc.pool.bootp)
-        # Pass 1: used leases whose client the load-balancing hash gives to the peer.
-        for fl in lists:
-            q = fl.free if self.own is B.FREE else fl.backup
-            for a in list(q):
-                if lts - given <= -hold:
-                    break
-                lease = db.by_addr.get(a)
-                if lease is None or lease.binding_state is not self.own or a in db.offers:
-                    continue
-                if self._peer_wants(lease):
-                    self._move_to_peer(lease, now)
-                    given += 1
-        # Pass 2: the oldest, never-used first (down to an even split), then used ones.
-        for fl in lists:
-            while self.own is B.FREE and lts - given > 0:
-                fresh = db.take_fresh_low(fl)
-                if fresh is None:
-                    break
-                self._move_to_peer(db.materialize(fresh), now)
-                given += 1
-            q = fl.free if self.own is B.FREE else fl.backup
-            for a in list(q):
-                lease = db.by_addr.get(a)
-                if lease is None or lease.binding_state is not self.own or a in db.offers:
-                    continue
-                if lts - given <= (hold if lease.ends else 0):
-                    break
-                self._move_to_peer(lease, now)
-                given += 1
-        return given
-
-    def _peer_wants(self, lease: Lease) -> bool:
-        if lease.uid is not None:
-            key = lease.uid
-        elif lease.hardware is not None:
-            key = lease.hardware[1]
-        else:
-            return False
-        return not bucket_is_mine(lb_hash(key), self.hba, self.role) if self.hba else False
+        return self.pools.balance(now, self.hba, self._move_to_peer, want_poolreq=want_poolreq)
 
     def _move_to_peer(self, lease: Lease, now: int) -> None:
         lease.binding_state = self.other
@@ -675,28 +551,6 @@ class FailoverLeases:
         self.db.requeue_moved(lease)
         self.changed(lease, now)
         self._write(lease)
-
-    def schedule_balance(self, now: int) -> None:
-        """dhcp_failover_pool_check, without the random 0-4 s (core is deterministic)."""
-        est = 0
-        for pc in self.counts.values():
-            for fl in (pc.pool.dhcp, pc.pool.bootp):
-                for q in (fl.free, fl.backup):
-                    head = self.db.by_addr.get(q[0]) if q else None
-                    if head is not None and head.ends is not None and head.ends < now:
-                        age = ((now - head.ends) * self.cfg.max_lease_misbalance + 50) // 100
-                        est = age if est == 0 else min(est, age)
-        at = now + min(est, self.cfg.max_balance)
-        if self.last_balance:
-            at = max(at, self.last_balance + self.cfg.min_balance)
-        if self.next_balance is None or at < self.next_balance or self.next_balance <= now:
-            self.next_balance = at
-
-    def pool_summary(self) -> list[dict[str, int]]:
-        return [
-            {"pool": pc.ident, "total": pc.pool.size, "free": pc.free, "backup": pc.backup}
-            for pc in self.counts.values()
-        ]
 
 
 def _same_client(lease: Lease, b: Binding) -> bool:

@@ -25,7 +25,7 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-from tandem.wire.failover import ServerFlags, ServerState
+from tandem.wire.failover_codes import ServerFlags, ServerState
 
 S = ServerState
 Role = Literal["primary", "secondary"]
