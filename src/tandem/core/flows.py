@@ -18,6 +18,7 @@ from tandem.core.expr import parse_suboptions
 from tandem.core.failover.loadbalance import client_key
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.lease import BindingState, Lease
+from tandem.core.leasequery import leasequery
 from tandem.core.topology import SubnetState
 from tandem.core.types import Outcome
 from tandem.wire.dhcp import ipv4
@@ -559,6 +560,7 @@ HANDLERS: dict[int | None, Callable[[ServerContext, Client, Outcome], None]] = {
     codes.DHCPDECLINE: decline,
     codes.DHCPRELEASE: release,
     codes.DHCPINFORM: inform,
+    codes.DHCPLEASEQUERY: leasequery,
     codes.DHCPOFFER: _ignore,
     codes.DHCPACK: _ignore,
     codes.DHCPNAK: _ignore,
