@@ -170,12 +170,13 @@ def hostile_packets() -> list[Hostile]:
 _SENDER = r"""
 import socket, sys, time
 iface, dest, gap, listen = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+bind_ip, bind_port = sys.argv[5], int(sys.argv[6])
 payloads = [bytes.fromhex(line) for line in sys.stdin.read().split()]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
-s.bind(("0.0.0.0", 68))
+s.bind((bind_ip, bind_port))
 for p in payloads:
     s.sendto(p, (dest, 67))
     time.sleep(gap)
@@ -198,11 +199,14 @@ def send_udp(
     iface: str = "eth0",
     gap: float = 0.02,
     listen: float = 1.0,
+    bind: tuple[str, int] = ("0.0.0.0", 68),
 ) -> list[tuple[str, bytes]]:
-    """Send ``payloads`` from ``host``'s port 68 to ``dest``:67; return (source, payload) of
-    every datagram received on port 68 during the ``listen`` seconds after the last send."""
+    """Send ``payloads`` from ``host``'s ``bind`` address and port (a client's 0.0.0.0:68 unless
+    told, e.g. a relay agent's address and port 67) to ``dest``:67; return (source, payload) of
+    every datagram received there during the ``listen`` seconds after the last send."""
     stdin = "\n".join(p.hex() for p in payloads) + "\n"
     cmd = [*host.exec_prefix(), sys.executable, "-c", _SENDER, iface, dest, str(gap), str(listen)]
+    cmd += [bind[0], str(bind[1])]
     try:
         res = subprocess.run(
             cmd,
