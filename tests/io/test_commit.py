@@ -40,21 +40,21 @@ def on_disk(journal: LeaseJournal, n: int) -> bool:
     return f"lease 10.0.0.{n} {{" in Path(journal.path).read_text()
 
 
-def hold_writes(journal: LeaseJournal) -> threading.Event:
-    """The next chunk write waits until the returned event is set (a slow disk, on demand);
-    later ones do not."""
-    go = threading.Event()
-    write = journal.write_chunk
-    first = [True]
+class HeldWrite:
+    """The journal's next chunk write waits until ``go`` is set (a slow disk, on demand);
+    ``entered`` is set once that write has started. Later writes are not held."""
 
-    def write_chunk(chunk: PendingChunk) -> int:
-        if first[0]:
-            first[0] = False
-            assert go.wait(10), "write held too long"
-        return write(chunk)
+    def __init__(self, journal: LeaseJournal) -> None:
+        self.go = threading.Event()
+        self.entered = threading.Event()
+        self._write = journal.write_chunk
+        journal.write_chunk = self._write_chunk  # type: ignore[method-assign]
 
-    journal.write_chunk = write_chunk  # type: ignore[method-assign]
-    return go
+    def _write_chunk(self, chunk: PendingChunk) -> int:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.go.wait(10), "write held too long"
+        return self._write(chunk)
 
 
 def fail_writes(journal: LeaseJournal, times: int) -> None:
@@ -124,14 +124,14 @@ def test_on_the_worker_an_action_runs_only_after_its_sync(tmp_path: Path) -> Non
         journal = new_journal(tmp_path)
         commit = GroupCommit(journal)
         commit.start(asyncio.get_running_loop())
-        go = hold_writes(journal)
+        held = HeldWrite(journal)
         journal.append(lease(1))
         ran: list[bool] = []
         commit.after_durable(lambda: ran.append(on_disk(journal, 1)))
         assert commit.syncing
         await asyncio.sleep(0.05)
         assert ran == []  # the loop kept running; the action still waits
-        go.set()
+        held.go.set()
         await wait_until(lambda: bool(ran))
         assert ran == [True] and not commit.syncing
         commit.close()
@@ -191,14 +191,14 @@ def test_an_action_with_nothing_pending_waits_behind_a_sync_in_flight(tmp_path: 
         journal = new_journal(tmp_path)
         commit = GroupCommit(journal)
         commit.start(asyncio.get_running_loop())
-        go = hold_writes(journal)
+        held = HeldWrite(journal)
         order: list[str] = []
         journal.append(lease(1))
         commit.after_durable(lambda: order.append("ack"))
         commit.after_durable(lambda: order.append("offer"))  # needs no record, still waits
         await asyncio.sleep(0.05)
         assert order == []
-        go.set()
+        held.go.set()
         await wait_until(lambda: len(order) == 2)
         commit.close()
         return order
@@ -227,14 +227,14 @@ def test_what_gathers_during_a_sync_shares_the_next_one(tmp_path: Path) -> None:
         journal = new_journal(tmp_path)
         commit = GroupCommit(journal)
         commit.start(asyncio.get_running_loop())
-        go = hold_writes(journal)
+        held = HeldWrite(journal)
         journal.append(lease(1))
         commit.after_durable(lambda: None)  # the sync in flight
         seen: list[tuple[bool, bool]] = []
         for n in (2, 3):  # two batches while the disk is busy
             journal.append(lease(n))
             commit.after_durable(lambda: seen.append((on_disk(journal, 2), on_disk(journal, 3))))
-        go.set()
+        held.go.set()
         await wait_until(lambda: len(seen) == 2)
         commit.close()
         return journal.commits, seen
@@ -335,11 +335,11 @@ def test_compact_waits_while_a_sync_is_in_flight(tmp_path: Path) -> None:
         journal = new_journal(tmp_path)
         commit = GroupCommit(journal)
         commit.start(asyncio.get_running_loop())
-        go = hold_writes(journal)
+        held = HeldWrite(journal)
         journal.append(lease(1))
         commit.after_durable(lambda: None)
         assert not commit.compact([lease(3)])  # try later
-        go.set()
+        held.go.set()
         await wait_until(lambda: not commit.syncing)
         assert on_disk(journal, 1) and not on_disk(journal, 3)
         assert commit.compact([lease(3)])
@@ -355,14 +355,17 @@ def test_close_waits_for_the_sync_in_flight_and_commits_what_is_pending(tmp_path
         journal = new_journal(tmp_path)
         commit = GroupCommit(journal)
         commit.start(asyncio.get_running_loop())
-        go = hold_writes(journal)
+        held = HeldWrite(journal)
         journal.append(lease(1))
         commit.after_durable(lambda: None)
         journal.append(lease(2))
-        release = threading.Timer(0.1, go.set)
+        assert held.entered.wait(5)  # the worker is in the middle of the first write
+        release = threading.Timer(0.1, held.go.set)
         release.start()
         commit.close()  # blocks until the held write is done
         release.join()
         assert on_disk(journal, 1) and on_disk(journal, 2) and journal.pending == 0
+        text = Path(journal.path).read_text()
+        assert text.index("lease 10.0.0.1 {") < text.index("lease 10.0.0.2 {")  # in order
 
     asyncio.run(scenario())
