@@ -14,9 +14,9 @@ max-unacked-updates 10), after a fresh pair has balanced:
   ``take_writes`` and journal formatting of the ack bookkeeping. Also the extra cost of the
   DHCP REQUEST on a failover pool (the MCLT clamp, ``changed``) against a standalone server.
 * ``io``: both ``FailoverLink`` objects of tandem.io.failover_link in one asyncio loop joined
-  by a loopback socketpair, journals on temporary files (InlineCommit: one write per send,
-  fdatasync only with ``--fsync``); the primary's queue of N committed leases is drained
-  through the real transports. Process CPU of both sides together, per lease.
+  by a loopback socketpair, journals on temporary files (a GroupCommit never started: one
+  write per send, fdatasync only with ``--fsync``); the primary's queue of N committed leases
+  is drained through the real transports. Process CPU of both sides together, per lease.
 
 ``--profile`` runs the io pass under cProfile and prints the top functions. CPU time
 (time.process_time, best of --runs); trust differences of ~5 %.
@@ -45,6 +45,7 @@ from core_bench import request_bytes  # bench/core_bench.py: perfdhcp-shaped req
 from tandem.config import load
 from tandem.core.failover.engine import FailoverEngine, FailoverSetup
 from tandem.core.server import DhcpServer, RxMeta
+from tandem.io.commit import GroupCommit
 from tandem.io.dhcp_socket import tune_for_serving
 from tandem.io.failover_link import FailoverLink, _Conn
 from tandem.lab.failover_pair import Pair
@@ -253,8 +254,9 @@ async def _io_drain(
     n: int,
     profile: cProfile.Profile | None,
 ) -> float:
-    plink = FailoverLink(p.engine, p.peer, p.journal, emit, clock=lambda: float(NOW))
-    slink = FailoverLink(s.engine, s.peer, s.journal, emit, clock=lambda: float(NOW))
+    # Commits never started: each send syncs inline, before it leaves.
+    plink = FailoverLink(p.engine, p.peer, GroupCommit(p.journal), emit, clock=lambda: float(NOW))
+    slink = FailoverLink(s.engine, s.peer, GroupCommit(s.journal), emit, clock=lambda: float(NOW))
     for link in (plink, slink):
         link._loop = loop  # no dialling or listening: the socketpair below is the link
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -332,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     ios = [io_pass(n, fsync=args.fsync) for _ in range(args.runs)]
     what = "with fdatasync" if args.fsync else "no fsync"
     print(
-        f"io pass (both links, socketpair, InlineCommit, {what}): {_us(min(ios), n)} µs per "
+        f"io pass (both links, socketpair, inline commits, {what}): {_us(min(ios), n)} µs per "
         f"lease (both peers)"
     )
     return 0

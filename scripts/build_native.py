@@ -63,6 +63,7 @@ NATIVE_MODULES = (
     "tandem/core/server.py",
     "tandem/store/_scan.py",
     "tandem/store/leasefile.py",
+    "tandem/io/commit.py",
     "tandem/io/dhcp_socket.py",
 )
 

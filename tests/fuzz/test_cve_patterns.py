@@ -24,9 +24,11 @@ from tandem.config.model import FailoverPeer
 from tandem.core.lease import BindingState, Lease
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome, RxMeta
+from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, parse_request
 from tandem.io.dhcp_socket import DhcpEndpoint, _Port
-from tandem.io.failover_link import FailoverLinks, Timing
+from tandem.io.failover_link import Timing
+from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import Interface
 from tandem.store.journal import LeaseJournal
 from tandem.store.leasefile import FailoverStateRecord, LeaseFileError, format_lease, parse_leases
@@ -82,12 +84,14 @@ def endpoint(tmp_path: Path, seed_server: DhcpServer) -> Iterator[tuple[DhcpEndp
     """The real DHCP endpoint (decode, handle, count drops) with no socket opened."""
     journal = LeaseJournal(str(tmp_path / "dhcpd.leases"), fsync=False)
     journal.load()
-    ep = DhcpEndpoint(seed_server, journal, [], emit=lambda _lines: None, clock=lambda: T0)
+    commit = GroupCommit(journal)
+    ep = DhcpEndpoint(seed_server, commit, [], emit=lambda _lines: None, clock=lambda: T0)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # never bound nor used: drops only
     try:
         yield ep, _Port(IFACE, sock)
     finally:
         ep.close()
+        commit.close()
         sock.close()
 
 
@@ -294,7 +298,7 @@ def test_cve_2010_3616_and_2016_2774_failover_port_strangers_and_connection_floo
     journal.load()
     engine = _NullEngine()
     timing = Timing(reconnect_after_failure=60.0, pending_timeout=30.0, max_pending=2)
-    links = FailoverLinks([(engine, fo)], journal, lambda _lines: None, timing=timing)
+    links = FailoverLinks([(engine, fo)], GroupCommit(journal), lambda _lines: None, timing=timing)
 
     async def body() -> None:
         links.start(asyncio.get_running_loop())

@@ -7,6 +7,7 @@ Addresses: 127.0.0.1 plays "us", 127.0.0.2 the configured peer, 127.0.0.3 a stra
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -18,8 +19,10 @@ import pytest
 
 from tandem.config.model import FailoverPeer
 from tandem.core.lease import BindingState, FailoverStateRecord, Lease
-from tandem.io.failover_link import FailoverLink, FailoverLinks, Timing
-from tandem.store.journal import LeaseJournal
+from tandem.io.commit import GroupCommit
+from tandem.io.failover_link import FailoverLink, Timing
+from tandem.io.failover_listen import FailoverLinks
+from tandem.store.journal import JournalError, LeaseJournal, PendingChunk
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -150,10 +153,11 @@ class Rig:
         self.engine = ScriptedEngine("fo", greeting)
         self.journal = LeaseJournal(tmp / "leases", fsync=False)
         self.journal.load()
+        self.commit = GroupCommit(self.journal)  # never started: every commit is inline
         self.lines: list[str] = []
         self.links = FailoverLinks(
             [(self.engine, make_peer(role, self.port, self.peer_port))],
-            self.journal,
+            self.commit,
             self.lines.extend,
             timing=FAST,
         )
@@ -348,34 +352,33 @@ def test_engine_timer_and_partner_down(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
-class FlakyDurability:
-    """Like DhcpEndpoint.after_durable, with a switch that drops actions (a failed fsync)."""
+def fail_next_writes(journal: LeaseJournal) -> list[int]:
+    """Make the journal's next N chunk writes fail (N: the returned list's one item)."""
+    failing = [0]
+    write = journal.write_chunk
 
-    def __init__(self) -> None:
-        self.fail = False
-        self.dropped = 0
+    def write_chunk(chunk: PendingChunk) -> int:
+        if failing[0]:
+            failing[0] -= 1
+            raise JournalError(errno.EIO, "injected write failure")
+        return write(chunk)
 
-    def after_durable(self, action: Callable[[], None]) -> None:
-        if self.fail:
-            self.dropped += 1
-            return
-        action()
+    journal.write_chunk = write_chunk  # type: ignore[method-assign]
+    return failing
 
 
 def test_a_failed_commit_sends_nothing_and_drops_the_link(tmp_path: Path) -> None:
     async def body(tmp: Path) -> None:
         rig = Rig(tmp, "primary", greeting=b"CONNECT")
-        flaky = FlakyDurability()
-        rig.link.durability = flaky
+        failing = fail_next_writes(rig.journal)
         got = bytearray()
         closed = asyncio.Event()
 
         async def peer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             got.extend(await read_exactly(r, 7))
-            flaky.fail = True
+            failing[0] = 1
             w.write(b"lease1")
-            await wait_until(lambda: flaky.dropped == 1)
-            flaky.fail = False
+            await wait_until(lambda: rig.commit.withheld == 1)  # the ack of lease1
             w.write(b"lease2")
             got.extend(await asyncio.wait_for(r.read(), 5))
             closed.set()
@@ -386,6 +389,7 @@ def test_a_failed_commit_sends_nothing_and_drops_the_link(tmp_path: Path) -> Non
         # Neither ack left: the first was never durable, the second would follow a hole.
         assert bytes(got) == b"CONNECT"
         assert rig.link.counters.journal_errors == 1
+        assert rig.commit.failures == 1 and failing == [0]
         rig.links.close()
         srv.close()
 
@@ -405,7 +409,7 @@ def test_listener_retries_when_its_address_is_missing(tmp_path: Path) -> None:
             peer_port=free_port(PEER),
         )
         links = FailoverLinks(
-            [(ScriptedEngine("fo"), peer)], journal, lambda lines: None, timing=FAST
+            [(ScriptedEngine("fo"), peer)], GroupCommit(journal), lambda lines: None, timing=FAST
         )
         links.start(asyncio.get_running_loop())
         await asyncio.sleep(0.1)
@@ -417,7 +421,8 @@ def test_listener_retries_when_its_address_is_missing(tmp_path: Path) -> None:
 
 
 class HeldDurability:
-    """Holds every action until ``release``: lets a test look between 'appended' and 'sent'."""
+    """Stands in for the link's ``GroupCommit``: holds every action until ``release``, so a
+    test can look between 'appended' and 'sent' (as if every sync took until then)."""
 
     def __init__(self, journal: LeaseJournal) -> None:
         self.journal = journal
@@ -437,7 +442,7 @@ def test_nothing_leaves_before_the_commit_and_order_is_kept(tmp_path: Path) -> N
     async def body(tmp: Path) -> None:
         rig = Rig(tmp, "primary", greeting=b"CONNECT")
         held = HeldDurability(rig.journal)
-        rig.link.durability = held
+        rig.link.commit = held  # type: ignore[assignment]
         got = bytearray()
         peer_ready = asyncio.Event()
         writer: list[asyncio.StreamWriter] = []
@@ -466,15 +471,3 @@ def test_nothing_leaves_before_the_commit_and_order_is_kept(tmp_path: Path) -> N
         srv.close()
 
     run(tmp_path, body)
-
-
-def test_inline_commit_commits_before_acting(tmp_path: Path) -> None:
-    from tandem.io.failover_link import InlineCommit
-
-    journal = LeaseJournal(tmp_path / "leases", fsync=False)
-    journal.load()
-    journal.append(Lease(IPv4Address("192.0.2.150"), BindingState.ACTIVE))
-    seen: list[int] = []
-    InlineCommit(journal).after_durable(lambda: seen.append(journal.pending))
-    assert seen == [0]
-    assert "lease 192.0.2.150 {" in Path(journal.path).read_text()

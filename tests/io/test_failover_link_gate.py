@@ -37,7 +37,7 @@ def gated_rig(tmp: Path) -> tuple[Rig, GatedEngine, HeldDurability]:
     rig.engine = engine
     rig.link.engine = engine
     held = HeldDurability(rig.journal)
-    rig.link.durability = held
+    rig.link.commit = held  # type: ignore[assignment]
     return rig, engine, held
 
 
@@ -115,7 +115,7 @@ def test_an_engine_without_the_hint_is_always_gated(tmp_path: Path) -> None:
     async def body(tmp: Path) -> None:
         rig = Rig(tmp, "primary", greeting=b"CONNECT")  # ScriptedEngine: no output_needs_commit
         held = HeldDurability(rig.journal)
-        rig.link.durability = held
+        rig.link.commit = held  # type: ignore[assignment]
         peer, srv = await connected(rig, held)
         peer.write(b"ackonly")
         await wait_until(lambda: len(held.held) == 1)

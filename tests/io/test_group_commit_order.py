@@ -1,84 +1,25 @@
-"""Actions queued behind the journal run in the order they were queued, even when an action
-queues another while its group runs (the failover link relies on it: a reordered send looked
-like a failed commit and dropped the link under load)."""
+"""The DHCP endpoint on the group commit: a batch's ACKs leave after its records are on disk, a
+batch that changed no lease does not pump the failover links, and log lines go out together.
+The scheduler itself (order, windows, failures) is tests/io/test_commit.py's."""
 
 from __future__ import annotations
 
 import asyncio
-from ipaddress import IPv4Address, IPv4Interface
 from ipaddress import IPv4Address as A
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
 
 from tandem.config import parse_text
-from tandem.core.lease import BindingState, Lease
 from tandem.core.server import DhcpServer
+from tandem.io import commit as commit_module
 from tandem.io import dhcp_socket
+from tandem.io.commit import GroupCommit
 from tandem.io.dhcp_socket import DhcpEndpoint, _Port
 from tandem.io.netif import Interface
 from tandem.store.journal import LeaseJournal
 from tandem.wire.dhcp import Packet, decode, encode
-
-
-def test_actions_never_overtake_their_group(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A slow disk: every sync goes to the worker, so A really waits for one in flight.
-    monkeypatch.setattr(dhcp_socket, "INLINE_SYNC_MAX", 0.0)
-
-    async def scenario() -> list[str]:
-        journal = LeaseJournal(tmp_path / "dhcpd.leases")
-        journal.load()
-        server = DhcpServer(parse_text("subnet 10.0.0.0 netmask 255.255.255.0 { }"))
-        endpoint = DhcpEndpoint(server, journal, [], emit=lambda _lines: None)
-        endpoint.start(asyncio.get_running_loop())
-        order: list[str] = []
-        journal.append(Lease(IPv4Address("10.0.0.1"), BindingState.ACTIVE, ends=1))
-        endpoint.after_durable(lambda: order.append("A"))  # waits for the sync in flight
-
-        def b() -> None:
-            order.append("B")
-            endpoint.after_durable(lambda: order.append("C"))  # queued after D
-
-        endpoint.after_durable(b)
-        endpoint.after_durable(lambda: order.append("D"))
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if len(order) == 4:
-                break
-        endpoint.close()
-        return order
-
-    assert asyncio.run(scenario()) == ["A", "B", "D", "C"]
-
-
-def test_a_fast_commit_without_a_dhcp_batch_runs_on_the_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No worker hand-off for a failover-only commit on a fast disk; the worker otherwise."""
-
-    async def scenario(inline_max: float) -> tuple[list[int], list[int]]:
-        monkeypatch.setattr(dhcp_socket, "INLINE_SYNC_MAX", inline_max)
-        journal = LeaseJournal(tmp_path / f"dhcpd-{inline_max}.leases", fsync=False)
-        journal.load()
-        server = DhcpServer(parse_text("subnet 10.0.0.0 netmask 255.255.255.0 { }"))
-        endpoint = DhcpEndpoint(server, journal, [], emit=lambda _lines: None)
-        endpoint.start(asyncio.get_running_loop())
-        at_return: list[int] = []
-        ran: list[int] = []
-        journal.append(Lease(IPv4Address("10.0.0.1"), BindingState.ACTIVE, ends=1))
-        endpoint.after_durable(lambda: ran.append(journal.pending))
-        at_return.append(len(ran))
-        for _ in range(100):
-            if ran:
-                break
-            await asyncio.sleep(0.01)
-        endpoint.close()
-        return at_return, ran
-
-    assert asyncio.run(scenario(1.0)) == ([1], [0])  # ran, committed, before returning
-    assert asyncio.run(scenario(0.0)) == ([0], [0])  # a slow disk: behind the worker's sync
 
 
 class _SentSocket:
@@ -107,7 +48,7 @@ def test_a_dhcp_batch_is_durable_before_its_ack_on_either_path(
     """A fast disk syncs the batch on the loop (ACK sent before process_batch returns); a slow
     disk hands it to the worker (ACK sent later). Either way the ACK leaves after its record
     is written and synced."""
-    monkeypatch.setattr(dhcp_socket, "INLINE_SYNC_MAX", inline_max)
+    monkeypatch.setattr(commit_module, "INLINE_SYNC_MAX", inline_max)
     conf = "subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; }"
     iface = Interface("eth0", 2, bytes(6), (IPv4Interface("10.0.0.1/24"),))
 
@@ -115,7 +56,9 @@ def test_a_dhcp_batch_is_durable_before_its_ack_on_either_path(
         journal = LeaseJournal(tmp_path / f"dhcpd-{inline_max}.leases")
         journal.load()
         server = DhcpServer(parse_text(conf), interfaces={"eth0": iface.addrs})
-        endpoint = DhcpEndpoint(server, journal, [], emit=lambda _lines: None)
+        commit = GroupCommit(journal)
+        endpoint = DhcpEndpoint(server, commit, [], emit=lambda _lines: None)
+        commit.start(asyncio.get_running_loop())
         endpoint.start(asyncio.get_running_loop())
         sock = _SentSocket(tmp_path / f"dhcpd-{inline_max}.leases")
         port = _Port(iface, sock)  # type: ignore[arg-type]
@@ -131,7 +74,8 @@ def test_a_dhcp_batch_is_durable_before_its_ack_on_either_path(
                 break
             await asyncio.sleep(0.01)
         endpoint.close()
-        return sent_at_return, sock.sent, endpoint.counters.commits
+        commit.close()
+        return sent_at_return, sock.sent, commit.commits
 
     sent_at_return, sent, commits = asyncio.run(scenario())
     assert [decode(d).options[53] for d, _ in sent] == [b"\x02", b"\x05"]  # OFFER, ACK
@@ -150,8 +94,9 @@ def test_failover_links_are_pumped_only_after_a_batch_that_changed_leases(
     journal.load()
     server = DhcpServer(parse_text(conf), interfaces={"eth0": iface.addrs})
     pumped: list[int] = []
+    commit = GroupCommit(journal)
     endpoint = DhcpEndpoint(
-        server, journal, [], emit=lambda _l: None, after_commit=lambda: pumped.append(1)
+        server, commit, [], emit=lambda _l: None, after_commit=lambda: pumped.append(1)
     )
     sock = _SentSocket(tmp_path / "dhcpd.leases")
     port = _Port(iface, sock)  # type: ignore[arg-type]
@@ -164,6 +109,7 @@ def test_failover_links_are_pumped_only_after_a_batch_that_changed_leases(
     endpoint.process_batch(port, [(_relayed(3, mac, ask), True, relay)])
     assert pumped == [1]
     endpoint.close()
+    commit.close()
 
 
 def test_log_lines_of_close_batches_go_out_in_one_write_soon_after(tmp_path: Path) -> None:
@@ -176,7 +122,9 @@ def test_log_lines_of_close_batches_go_out_in_one_write_soon_after(tmp_path: Pat
         journal.load()
         server = DhcpServer(parse_text(conf), interfaces={"eth0": iface.addrs})
         writes: list[list[str]] = []
-        endpoint = DhcpEndpoint(server, journal, [], emit=writes.append)
+        commit = GroupCommit(journal)
+        endpoint = DhcpEndpoint(server, commit, [], emit=writes.append)
+        commit.start(asyncio.get_running_loop())
         endpoint.start(asyncio.get_running_loop())
         port = _Port(iface, _SentSocket(tmp_path / "dhcpd.leases"))  # type: ignore[arg-type]
         relay = ("10.0.0.254", 67)
@@ -186,8 +134,37 @@ def test_log_lines_of_close_batches_go_out_in_one_write_soon_after(tmp_path: Pat
         assert len(writes) == 1  # the first batch at once; the next two wait
         await asyncio.sleep(dhcp_socket.LOG_MIN_INTERVAL * 5)
         endpoint.close()
+        commit.close()
         return writes
 
     writes = asyncio.run(scenario())
     assert [len(w) for w in writes] == [2, 4]  # DISCOVER + OFFER lines per batch
     assert all(line.startswith(("DHCPDISCOVER", "DHCPOFFER")) for w in writes for line in w)
+
+
+def test_a_batch_s_log_lines_precede_those_of_the_failover_pump_it_triggers(
+    tmp_path: Path,
+) -> None:
+    """The ACK's lines are written once its sync is done, before the links are pumped (whose
+    BNDUPD lines follow them, as in dhcpd's log)."""
+    conf = "subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; }"
+    iface = Interface("eth0", 2, bytes(6), (IPv4Interface("10.0.0.1/24"),))
+    journal = LeaseJournal(tmp_path / "dhcpd.leases", fsync=False)
+    journal.load()
+    server = DhcpServer(parse_text(conf), interfaces={"eth0": iface.addrs})
+    writes: list[list[str]] = []
+    commit = GroupCommit(journal)
+    endpoint = DhcpEndpoint(
+        server, commit, [], emit=writes.append, after_commit=lambda: writes.append(["pump"])
+    )
+    sock = _SentSocket(tmp_path / "dhcpd.leases")
+    port = _Port(iface, sock)  # type: ignore[arg-type]
+    relay = ("10.0.0.254", 67)
+    mac = b"\x02\x00\x00\x00\x00\x03"
+    endpoint.process_batch(port, [(_relayed(1, mac, {}), True, relay)])
+    offer = decode(sock.sent[-1][0])
+    ask = {50: offer.yiaddr.packed, 54: offer.options[54]}
+    endpoint.process_batch(port, [(_relayed(3, mac, ask), True, relay)])
+    assert [w[0].split()[0] for w in writes] == ["DHCPDISCOVER", "DHCPREQUEST", "pump"]
+    endpoint.close()
+    commit.close()

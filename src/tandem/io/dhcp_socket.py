@@ -1,20 +1,13 @@
-"""The DHCP datagram edge: sockets in, batches through the core, group commit, replies out.
+"""The DHCP datagram edge: sockets in, batches through the core, replies out behind the commit.
 
 Measured, not guessed: one asyncio callback per datagram collapsed under load, so each readable
 event drains the socket with non-blocking reads until EAGAIN (up to ``MAX_BATCH``), hands every
 packet to the pure core, and queues the replies behind the lease records the batch appended.
 
-Group commit: after each batch, the records it appended are written and fdatasync'ed once, then
-its replies go out. On a fast disk (the last sync took under ``INLINE_SYNC_MAX``) that happens
-on the event loop itself: the loop waits ~0.2 ms for the disk, and the next batch is whatever
-arrived meanwhile, so under load one fsync covers more and more requests. On a slow disk the
-sync is pipelined instead: a worker thread writes and syncs a detached chunk while the loop
-keeps serving and appending to the next one. The worker costs more CPU than the wait it saves
-on a fast disk (measured in bench/perf.py's lab with the hot path compiled: 38-53 µs of user
-time per lease with the worker, 35-42 µs inline; 14,000 DORA/s lost 4.8 % with the worker and
-0.1 % inline): every hand-off of the GIL between the two threads is a context switch on the
-server's one CPU. A lease is on disk before its DHCPACK leaves; a reply that needs nothing
-durable still waits its turn so replies never overtake.
+Durability is the server's ``GroupCommit`` (tandem.io.commit), shared with the failover links:
+after each batch the records it appended are written and fdatasync'ed once, then its replies
+go out. A lease is on disk before its DHCPACK leaves; a reply that needs nothing durable still
+waits its turn so replies never overtake.
 
 Sockets, per served interface:
 
@@ -27,7 +20,6 @@ Sockets, per served interface:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -37,13 +29,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.core.server import DhcpServer, Reply, RxMeta
+from tandem.io.commit import GroupCommit
 from tandem.io.netif import Interface
-from tandem.store.journal import JournalError, LeaseJournal, PendingChunk
 from tandem.wire import dhcp
 from tandem.wire.errors import MalformedPacket
 
@@ -63,12 +54,6 @@ MALFORMED_LOG_INTERVAL = 1.0  # seconds between two "Dropped malformed" lines of
 #: shows up a few milliseconds at most after its packet (tests and `tail -f` read them).
 LOG_MIN_INTERVAL = 0.002
 LOG_FLUSH_LINES = 1024
-#: A commit runs on the event loop itself, no worker hand-off, while the last sync took less
-#: than this (see ``flush`` and the module docstring). Measured: DHCP batches, see above;
-#: balancing a fresh 60,000-address failover pair (one sync per window of BNDUPDs on the
-#: secondary) went from 2.7 to 2.2-2.4 s and the secondary's CPU from 1.27 to 1.0 s. A slow
-#: disk (an SD card, a loaded array) gets the worker, which keeps serving during the sync.
-INLINE_SYNC_MAX = 0.003
 _PKTINFO = struct.Struct("=I4s4s")  # ifindex, spec_dst, addr (header destination)
 _IPPROTO_IP = socket.IPPROTO_IP
 
@@ -100,17 +85,16 @@ class Counters:
     received: int = 0
     replied: int = 0
     batches: int = 0
-    commits: int = 0
     drops: Counter[str] = field(default_factory=Counter)
 
 
 class DhcpEndpoint:
-    """Serves one ``DhcpServer`` on a set of interfaces, with one ``LeaseJournal``."""
+    """Serves one ``DhcpServer`` on a set of interfaces; its replies wait for ``commit``."""
 
     def __init__(
         self,
         server: DhcpServer,
-        journal: LeaseJournal,
+        commit: GroupCommit,
         interfaces: list[Interface],
         *,
         server_port: int = 67,
@@ -119,7 +103,8 @@ class DhcpEndpoint:
         after_commit: Callable[[], None] | None = None,
     ) -> None:
         self.server = server
-        self.journal = journal
+        self.commit = commit
+        self.journal = commit.journal
         self.server_port = server_port
         self.client_port = server_port + 1
         self.counters = Counters()
@@ -131,16 +116,11 @@ class DhcpEndpoint:
         for iface in interfaces:
             self._ports[iface.index] = _Port(iface, self._open_udp(iface))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sync_worker = ThreadPoolExecutor(1, thread_name_prefix="tandem-fsync")
-        self._syncing = False
-        self._running = False  # a durable group's actions are being run
-        self._waiting: list[Callable[[], None]] = []  # run once what precedes is durable
         self._drop_logged: dict[str, float] = {}  # reason -> monotonic time of its last line
         # Log lines of the batches handled since the last write (see LOG_MIN_INTERVAL).
         self._lines: list[str] = []
         self._log_timer: asyncio.TimerHandle | None = None
         self._last_emit = 0.0  # time.monotonic() of the last write of log lines
-        self._last_sync = 0.0  # seconds the last chunk took to write and sync
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -166,11 +146,9 @@ class DhcpEndpoint:
             loop.add_reader(port.sock.fileno(), self._drain, port)
 
     def close(self) -> None:
-        self._sync_worker.shutdown(wait=True)
+        """Write the log lines still waiting and close the sockets (the commit is the
+        runtime's: ``GroupCommit.close`` after this one)."""
         self._emit_lines()
-        if self.journal.pending:
-            with contextlib.suppress(JournalError):
-                self.journal.commit()
         for port in self._ports.values():
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(port.sock.fileno())
@@ -216,7 +194,7 @@ class DhcpEndpoint:
         journal = self.journal
         iface = port.iface
         metas = port.metas
-        waiting = self._waiting
+        commit = self.commit
         send = self._send
         lines: list[str] = []
         wrote = False
@@ -244,18 +222,19 @@ class DhcpEndpoint:
             if outcome.drop is not None:
                 counters.drops[outcome.drop] += 1
             if outcome.reply is not None:
-                waiting.append(
-                    functools.partial(send, port, outcome.reply, packet.max_message_size)
-                )
+                commit.defer(functools.partial(send, port, outcome.reply, packet.max_message_size))
         if lines:
             self._lines += lines
-        self.flush()
+        commit.flush()
+        # The batch's lines go out (or get their timer) once its sync is done if that ran
+        # inline, and always before the failover links are pumped, so they precede the lines
+        # of the BNDUPDs the batch caused.
+        self._emit_soon()
         if wrote and self._after_commit is not None:
             # Only a batch that changed leases can have queued failover updates. A failover
             # secondary at split 256 drops every broadcast it sees: pumping its links after
             # each of those batches cost ~5 µs of Python per lease for nothing.
-            self.after_durable(self._after_commit)
-        self._emit_soon()
+            commit.after_durable(self._after_commit)
 
     def _emit_soon(self) -> None:
         """Write the pending log lines now, or LOG_MIN_INTERVAL after the last write."""
@@ -295,99 +274,7 @@ class DhcpEndpoint:
         )
         self._emit_lines()  # with the lines still waiting (LOG_MIN_INTERVAL), in order
 
-    # --- group commit ------------------------------------------------------------------
-
-    def after_durable(self, action: Callable[[], None]) -> None:
-        """Run ``action`` once every record appended to the journal so far is on disk."""
-        self._waiting.append(action)
-        self.flush()
-
-    def flush(self) -> None:
-        """Start syncing what is pending, or run the waiting actions if nothing is."""
-        if self._syncing or self._running:
-            # The sync in flight, or the group being run, calls us again when done: an
-            # action queued by an action must not overtake the rest of that group.
-            return
-        chunk = self.journal.detach()
-        group, self._waiting = self._waiting, []
-        if chunk is None:
-            self._run_group(group)
-            if self._waiting or self.journal.pending:
-                self.flush()
-            return
-        loop = self._loop
-        if loop is None or self._last_sync < INLINE_SYNC_MAX:
-            # Not started (tests, shutdown), or the disk is fast: the thread hand-offs cost
-            # more CPU than waiting for the sync here.
-            self._synced(chunk, group, self._write(chunk))
-            return
-        self._syncing = True
-        future = self._sync_worker.submit(self._write, chunk)
-
-        def done(_: Future[OSError | None]) -> None:
-            # At shutdown the loop may be gone before the last sync returns: the chunk is on
-            # disk all the same, and nobody is left to answer.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._synced, chunk, group, future.result())
-
-        future.add_done_callback(done)
-
-    def compact(self) -> bool:
-        """Rewrite the lease file from memory (dhcpd's hourly rewrite), between two syncs.
-
-        Records still pending are superseded by the full rewrite, so the actions waiting on
-        them run once it is durable. Returns False (try later) while a sync is in flight.
-        """
-        if self._syncing:
-            return False
-        self.journal.detach()
-        group, self._waiting = self._waiting, []
-        self.journal.rewrite(self.server.leases())
-        self._run_group(group)
-        if self._waiting or self.journal.pending:
-            self.flush()
-        return True
-
-    @property
-    def syncing(self) -> bool:
-        """True while a chunk is being written; a compaction must wait for it."""
-        return self._syncing
-
-    def _write(self, chunk: PendingChunk) -> OSError | None:
-        started = time.monotonic()
-        try:
-            self.journal.write_chunk(chunk)
-        except JournalError as exc:
-            return exc
-        finally:
-            self._last_sync = time.monotonic() - started
-        return None
-
-    def _synced(
-        self, chunk: PendingChunk, group: list[Callable[[], None]], error: OSError | None
-    ) -> None:
-        self._syncing = False
-        if error is None:
-            self.counters.commits += 1
-            self._run_group(group)
-        else:
-            # Nothing in this chunk may be called durable: its replies are not sent (clients
-            # retry), and the records go back in front of the queue for the next attempt.
-            log.error("%s -- replies withheld", error)
-            self.journal.requeue(chunk)
-            self.counters.drops["journal-error"] += len(group)
-        if self._waiting or self.journal.pending:
-            self.flush()
-        self._emit_soon()
-
-    def _run_group(self, group: list[Callable[[], None]]) -> None:
-        """Run, in order, actions whose records are durable (``flush`` defers re-entry)."""
-        self._running = True
-        try:
-            for action in group:
-                action()
-        finally:
-            self._running = False
+    # --- replies ----------------------------------------------------------------------
 
     def _send(self, port: _Port, reply: Reply, max_size: int) -> None:
         payload = dhcp.encode(reply.packet, max_size=max_size)
@@ -423,9 +310,9 @@ class DhcpEndpoint:
         for lease in changed:
             self.journal.append(lease)
         if changed:
-            self.flush()
+            self.commit.flush()
         if self._after_commit is not None:
-            self.after_durable(self._after_commit)
+            self.commit.after_durable(self._after_commit)
 
 
 _RX_META_MAX = 4096

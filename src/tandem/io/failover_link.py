@@ -1,17 +1,13 @@
-"""Failover links: the TCP side of every ``failover peer`` relationship, around a sans-IO engine.
+"""A failover link: one relationship's TCP connection around its sans-IO engine.
 
-What ISC dhcpd 4.4 does, and therefore what a peer of it must put up with (failover-isc.md §1,
-§6, §14): both servers listen on ``address:port`` *and* dial ``peer address:peer port`` with the
-local side bound to ``address``; an inbound connection is matched to a relationship by its
-source IP alone; the primary sends CONNECT on every new connection, whoever opened it; the
-secondary waits for CONNECT; one established link per relationship, a second one is closed; a
-dropped link is redialled after 5 s, a failed dial after 90 s.
+The link owns the engine of one ``failover peer`` relationship and at most one *attached*
+connection; tandem.io.failover_listen accepts and dials the connections and hands them over
+(``accepted``, ``dialled``). What ISC dhcpd 4.4 does with them, and therefore what a peer of it
+must put up with (failover-isc.md §1, §6, §14): the primary sends CONNECT on every new
+connection, whoever opened it; the secondary waits for CONNECT; one established link per
+relationship, a second one is closed. How that maps onto one engine, which only knows *one*
+connection:
 
-How that maps onto one engine per relationship, which only knows *one* connection:
-
-* an inbound connection is checked against the peers' addresses right after ``accept`` and
-  closed at once (and counted) if it is not from a configured peer; no protocol object, no
-  buffer, no timer exists for it;
 * as primary, a new connection (either direction) is *attached* to the engine at once (the
   engine queues CONNECT); another connection while one is attached is closed;
 * as secondary, new connections stay *pending* (no engine state) until one delivers bytes,
@@ -23,9 +19,10 @@ How that maps onto one engine per relationship, which only knows *one* connectio
   that never completes its handshake or goes quiet.
 
 Durability order: whatever the engine wants persisted (``take_writes``) is appended to the
-shared lease journal and committed (fsync) *before* ``data_to_send`` goes out, so a BNDACK or a
-state change never reaches the peer ahead of the disk. If the commit fails, nothing is sent
-and the link is aborted: the peer retransmits un-acked updates on the next link.
+shared lease journal and the bytes wait for the server's ``GroupCommit`` (fsync) *before*
+``data_to_send`` goes out, so a BNDACK or a state change never reaches the peer ahead of the
+disk. If the commit fails, nothing is sent and the link is aborted: the peer retransmits
+un-acked updates on the next link.
 
 One exception, measured (issue 3: balancing a fresh 60,000-address pair took 20-30 s, two
 syncs in series per window of max-unacked-updates BNDUPDs): when the engine says that what
@@ -45,32 +42,21 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from ipaddress import IPv4Address
 from typing import Protocol
 
 from tandem.config.model import FailoverPeer
 from tandem.core.lease import FailoverStateRecord, Lease
-from tandem.store.journal import JournalError, LeaseJournal
+from tandem.io.commit import GroupCommit
 
-__all__ = [
-    "Durability",
-    "Engine",
-    "FailoverLink",
-    "FailoverLinks",
-    "InlineCommit",
-    "LinkCounters",
-    "Timing",
-]
+__all__ = ["Engine", "FailoverLink", "LinkCounters", "Timing"]
 
 log = logging.getLogger("tandem")
 
 READ_SIZE = 64 * 1024  #: bytes per recv: bounded, and a failover message is at most 2048
 WRITE_HIGH_WATER = 1 << 20  #: stop reading from a peer that does not read our replies
-ACCEPTS_PER_WAKEUP = 16
 LAZY_COMMIT_AFTER = 0.2  #: seconds: records no send depends on (see ``_commit_soon``)
-LISTEN_BACKLOG = 8
 
 
 class Engine(Protocol):
@@ -89,31 +75,6 @@ class Engine(Protocol):
     def status(self) -> dict[str, object]: ...
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]: ...
     def take_log(self) -> list[str]: ...
-
-
-class Durability(Protocol):
-    """Runs an action once every journal record appended before it is on stable storage.
-
-    ``DhcpEndpoint`` is one (its pipelined group commit); actions run in the order given, and
-    an action whose commit failed is dropped, never run early.
-    """
-
-    def after_durable(self, action: Callable[[], None]) -> None: ...
-
-
-class InlineCommit:
-    """``Durability`` by a synchronous commit: for tests and servers without a DHCP endpoint."""
-
-    def __init__(self, journal: LeaseJournal) -> None:
-        self.journal = journal
-
-    def after_durable(self, action: Callable[[], None]) -> None:
-        try:
-            self.journal.commit()
-        except JournalError as exc:
-            log.error("%s", exc)
-            return
-        action()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,24 +174,28 @@ class _Conn(asyncio.BufferedProtocol):
 
 
 class FailoverLink:
-    """One relationship: its engine, at most one attached connection, the dialer, the timer."""
+    """One relationship: its engine, at most one attached connection, the engine's timer.
+
+    Its bytes leave through ``commit`` (the server's ``GroupCommit``), after the records
+    they depend on. Dialling and listening are tandem.io.failover_listen's; the dialer hears
+    of an attached and of a lost connection through ``on_attached`` and ``on_lost``.
+    """
 
     def __init__(
         self,
         engine: Engine,
         peer: FailoverPeer,
-        journal: LeaseJournal,
+        commit: GroupCommit,
         emit: Emit,
         *,
-        durability: Durability | None = None,
         timing: Timing = Timing(),
         clock: Clock = time.time,
     ) -> None:
         self.engine = engine
         self.peer = peer
         self.name = peer.name
-        self.journal = journal
-        self.durability = durability if durability is not None else InlineCommit(journal)
+        self.commit = commit
+        self.journal = commit.journal
         self.timing = timing
         self.counters = LinkCounters()
         self._emit = emit
@@ -238,8 +203,10 @@ class FailoverLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.attached: _Conn | None = None
         self.pending: list[_Conn] = []
-        self._dial_handle: asyncio.TimerHandle | None = None
-        self._dial_task: asyncio.Task[None] | None = None
+        #: A connection was attached (the dialer stops waiting to redial).
+        self.on_attached: Callable[[], None] = _nothing
+        #: The attached connection was lost while the link is open (the dialer redials).
+        self.on_lost: Callable[[], None] = _nothing
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._last_fired: int | None = None
@@ -252,23 +219,24 @@ class FailoverLink:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Flush start-up writes and log lines, arm the engine timer, dial at once."""
+        """Flush start-up writes and log lines, arm the engine timer."""
         self._loop = loop
         self.service()
-        self._schedule_dial(0.0)
 
     def close(self) -> None:
         self._closed = True
-        for handle in (self._dial_handle, self._timer, self._lazy):
+        for handle in (self._timer, self._lazy):
             if handle is not None:
                 handle.cancel()
         if self._lazy is not None:
             self._lazy = None
-            self.durability.after_durable(_nothing)
-        if self._dial_task is not None:
-            self._dial_task.cancel()
+            self.commit.after_durable(_nothing)
         for conn in [*self.pending, *([self.attached] if self.attached else [])]:
             conn.abort()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _now(self) -> int:
         return int(self._clock())
@@ -284,14 +252,24 @@ class FailoverLink:
             self.counters.refused_duplicate += 1
             sock.close()
             return
-        if self.peer.role == "secondary" and self._candidates() >= self.timing.max_pending:
+        if self.peer.role == "secondary" and self.candidates() >= self.timing.max_pending:
             self.counters.refused_pending_cap += 1
             sock.close()
             return
         self._wrapping += 1
         self._loop.create_task(self._wrap(sock, outgoing=False))
 
-    def _candidates(self) -> int:
+    async def dialled(self, sock: socket.socket) -> None:
+        """A connection the dialer opened; refused if one is attached meanwhile."""
+        if self._closed or self.attached is not None:
+            self.counters.refused_duplicate += 1
+            sock.close()
+            return
+        self._wrapping += 1
+        await self._wrap(sock, outgoing=True)
+
+    def candidates(self) -> int:
+        """Connections that may still be attached: pending ones and those being wrapped."""
         return len(self.pending) + self._wrapping
 
     async def _wrap(self, sock: socket.socket, outgoing: bool) -> None:
@@ -344,9 +322,7 @@ class FailoverLink:
             self.counters.refused_duplicate += 1
             other.close()
         self.pending.clear()
-        if self._dial_handle is not None:
-            self._dial_handle.cancel()
-            self._dial_handle = None
+        self.on_attached()
         now = self._now()
         self.engine.connection_made(now)
         if first_data is not None:
@@ -381,61 +357,7 @@ class FailoverLink:
             return
         self.engine.connection_lost(self._now())
         self.service(disconnected=True)
-        self._schedule_dial(self.timing.reconnect_after_drop)
-
-    # --- dialling -----------------------------------------------------------------------
-
-    def _schedule_dial(self, delay: float) -> None:
-        if self._closed or self._loop is None:
-            return
-        if self._dial_handle is not None:
-            self._dial_handle.cancel()
-        self._dial_handle = self._loop.call_later(delay, self._start_dial)
-
-    def _start_dial(self) -> None:
-        self._dial_handle = None
-        if self._closed or self.attached is not None or self._candidates():
-            return  # the link (or a candidate) exists; a drop schedules the next dial
-        if self._dial_task is not None and not self._dial_task.done():
-            return
-        assert self._loop is not None
-        self._dial_task = self._loop.create_task(self._dial())
-
-    async def _dial(self) -> None:
-        assert self._loop is not None
-        self.counters.dials += 1
-        target = (str(self.peer.peer_address), self.peer.peer_port)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.bind((str(self.peer.address), 0))
-            await asyncio.wait_for(
-                self._loop.sock_connect(sock, target), self.timing.connect_timeout
-            )
-        except (OSError, TimeoutError) as exc:
-            sock.close()
-            self.counters.dial_failures += 1
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "timed out"
-            retry = self.timing.reconnect_after_failure
-            log.debug(
-                "failover peer %s: connect to %s:%d failed: %s; next try in %g s",
-                self.name,
-                target[0],
-                target[1],
-                reason,
-                retry,
-            )
-            self._schedule_dial(retry)
-            return
-        except asyncio.CancelledError:
-            sock.close()
-            raise
-        if self._closed or self.attached is not None:
-            self.counters.refused_duplicate += 1
-            sock.close()
-            return
-        self._wrapping += 1
-        await self._wrap(sock, outgoing=True)
+        self.on_lost()
 
     # --- the engine pump ----------------------------------------------------------------
 
@@ -444,8 +366,8 @@ class FailoverLink:
 
         Called after every engine input and after every DHCP batch (the core may have queued
         BNDUPDs for leases that batch just made durable). Sending always goes through
-        ``after_durable``, even when this call wrote nothing: the DHCP endpoint runs those
-        actions in order, so bytes never overtake earlier bytes still waiting for a sync.
+        ``after_durable``, even when this call wrote nothing: the commit runs those actions
+        in order, so bytes never overtake earlier bytes still waiting for a sync.
         """
         engine = self.engine
         leases, states = engine.take_writes()
@@ -470,7 +392,7 @@ class FailoverLink:
                 self._commit_soon()
         elif data or reason is not None or leases or states:
             self._issued += 1
-            self.durability.after_durable(
+            self.commit.after_durable(
                 functools.partial(self._deliver, self._issued, conn, data, reason)
             )
         self._log(engine.take_log(), disconnected)
@@ -486,13 +408,13 @@ class FailoverLink:
         if self._lazy is not None:
             return
         if self._loop is None or self._closed:
-            self.durability.after_durable(_nothing)
+            self.commit.after_durable(_nothing)
             return
         self._lazy = self._loop.call_later(LAZY_COMMIT_AFTER, self._lazy_commit)
 
     def _lazy_commit(self) -> None:
         self._lazy = None
-        self.durability.after_durable(_nothing)
+        self.commit.after_durable(_nothing)
 
     def _deliver(self, seq: int, conn: _Conn | None, data: bytes, reason: str | None) -> None:
         """Runs once everything persisted before it is on disk."""
@@ -578,142 +500,3 @@ def _needs_commit(engine: Engine) -> bool:
 
 def _nothing() -> None:
     """An ``after_durable`` action that only makes sure a commit is started."""
-
-
-class _Listener:
-    """One listening socket, shared by the relationships configured on its address:port."""
-
-    def __init__(self, address: IPv4Address, port: int, links: list[FailoverLink]) -> None:
-        self.address = address
-        self.port = port
-        self.links = links
-        self.sock: socket.socket | None = None
-        self.refused_foreign = 0
-        self.error: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._retry: asyncio.TimerHandle | None = None
-        self._retry_after = 90.0
-
-    def start(self, loop: asyncio.AbstractEventLoop, retry_after: float) -> None:
-        self._loop = loop
-        self._retry_after = retry_after
-        self._open()
-
-    def _open(self) -> None:
-        assert self._loop is not None
-        self._retry = None
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((str(self.address), self.port))
-            sock.listen(LISTEN_BACKLOG)
-            sock.setblocking(False)
-        except OSError as exc:
-            sock.close()
-            self.error = exc.strerror or str(exc)
-            names = ", ".join(link.name for link in self.links)
-            log.error(
-                "failover peer %s: cannot listen on %s:%d: %s; retrying in %g s",
-                names,
-                self.address,
-                self.port,
-                self.error,
-                self._retry_after,
-            )
-            self._retry = self._loop.call_later(self._retry_after, self._open)
-            return
-        self.error = None
-        self.sock = sock
-        self._loop.add_reader(sock.fileno(), self._accept)
-
-    def _accept(self) -> None:
-        assert self.sock is not None
-        for _ in range(ACCEPTS_PER_WAKEUP):
-            try:
-                conn, addr = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:  # ECONNABORTED, EMFILE...: try again on the next wakeup
-                return
-            # Match by source IP before anything is allocated (ISC: first matching peer).
-            source = addr[0]
-            link = next((x for x in self.links if str(x.peer.peer_address) == source), None)
-            if link is None:
-                self.refused_foreign += 1
-                conn.close()
-                continue
-            conn.setblocking(False)
-            link.accepted(conn)
-
-    def close(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-        if self.sock is not None:
-            if self._loop is not None:
-                self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
-
-
-class FailoverLinks:
-    """Every relationship of the server: listeners, links, and the hooks the runtime calls."""
-
-    def __init__(
-        self,
-        engines: Iterable[tuple[Engine, FailoverPeer]],
-        journal: LeaseJournal,
-        emit: Emit,
-        *,
-        durability: Durability | None = None,
-        timing: Timing = Timing(),
-        clock: Clock = time.time,
-    ) -> None:
-        self.timing = timing
-        self.links: dict[str, FailoverLink] = {}
-        by_addr: dict[tuple[IPv4Address, int], list[FailoverLink]] = {}
-        durability = durability if durability is not None else InlineCommit(journal)
-        for engine, peer in engines:
-            link = FailoverLink(
-                engine, peer, journal, emit, durability=durability, timing=timing, clock=clock
-            )
-            self.links[peer.name] = link
-            by_addr.setdefault((peer.address, peer.port), []).append(link)
-        self.listeners = [_Listener(a, p, links) for (a, p), links in by_addr.items()]
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        for listener in self.listeners:
-            listener.start(loop, self.timing.listen_retry)
-        for link in self.links.values():
-            link.start(loop)
-
-    def close(self) -> None:
-        for listener in self.listeners:
-            listener.close()
-        for link in self.links.values():
-            link.close()
-
-    def after_batch(self) -> None:
-        """After a DHCP batch was committed: send what the engines queued (BNDUPDs)."""
-        for link in self.links.values():
-            link.service()
-
-    def partner_down(self, name: str) -> FailoverLink:
-        """The operator's command; KeyError for an unknown relationship."""
-        link = self.links[name]
-        link.partner_down()
-        return link
-
-    def status(self) -> dict[str, object]:
-        out: dict[str, object] = {name: link.status() for name, link in self.links.items()}
-        return out
-
-    def listener_status(self) -> list[dict[str, object]]:
-        return [
-            {
-                "address": f"{x.address}:{x.port}",
-                "listening": x.sock is not None,
-                "error": x.error,
-                "refused_foreign": x.refused_foreign,
-            }
-            for x in self.listeners
-        ]

@@ -26,9 +26,11 @@ from tandem.config.model import Config, Param
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
+from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
-from tandem.io.failover_link import Engine, FailoverLinks
+from tandem.io.failover_link import Engine
+from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
 from tandem.store.journal import LeaseJournal
 from tandem.store.leasefile import LeaseFileContents, LeaseFileError
@@ -207,25 +209,25 @@ def serve(opts: Options) -> int:
     say(opts, f"Wrote {sum(1 for _ in server.leases())} leases to leases file.")
 
     emit = _emit_stderr if opts.debug else _emit_log
+    # One group commit for everything that waits for the lease file: DHCP replies, and the
+    # failover links' BNDUPDs and BNDACKs, which leave after their fsync.
+    commit = GroupCommit(journal)
     links: FailoverLinks | None = None
     after_commit: Callable[[], None] | None = None
     if engines:
         peers = {p.name: p for p in config.failover_peers}
         links = FailoverLinks(
-            [(engine, peers[name]) for name, engine in engines.items()], journal, emit
+            [(engine, peers[name]) for name, engine in engines.items()], commit, emit
         )
         after_commit = links.after_batch
     try:
         endpoint = DhcpEndpoint(
-            server, journal, chosen, server_port=opts.port, emit=emit, after_commit=after_commit
+            server, commit, chosen, server_port=opts.port, emit=emit, after_commit=after_commit
         )
     except OSError as exc:
         print(f"Can't bind to dhcp address: {exc.strerror}", file=sys.stderr)
         print("Please make sure there is no other dhcp server running.", file=sys.stderr)
         return 1
-    if links is not None:
-        for link in links.links.values():
-            link.durability = endpoint  # BNDUPDs and BNDACKs leave after their fsync
     for iface in chosen:
         net = next(a.network for a in iface.addrs if any(a.ip in n for n in networks))
         say(opts, f"Listening on Socket/{iface.name}/{iface.mac_text}/{net}")
@@ -241,11 +243,12 @@ def serve(opts: Options) -> int:
     if opts.pid:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
-    runtime = Runtime(opts, server, journal, endpoint, links)
+    runtime = Runtime(opts, server, commit, endpoint, links)
     try:
         asyncio.run(runtime.run())
     finally:
         endpoint.close()
+        commit.close()
         journal.close()
         if opts.pid:
             with contextlib.suppress(OSError):
@@ -265,13 +268,14 @@ class Runtime:
         self,
         opts: Options,
         server: DhcpServer,
-        journal: LeaseJournal,
+        commit: GroupCommit,
         endpoint: DhcpEndpoint,
         links: FailoverLinks | None,
     ) -> None:
         self.opts = opts
         self.server = server
-        self.journal = journal
+        self.commit = commit
+        self.journal = commit.journal
         self.endpoint = endpoint
         self.links = links
         self.started = time.time()
@@ -283,6 +287,7 @@ class Runtime:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        self.commit.start(loop)
         self.endpoint.start(loop)
         if self.links is not None:
             self.links.start(loop)
@@ -303,7 +308,7 @@ class Runtime:
                 self.endpoint.tick()
                 # Compact only between syncs: rewrite() swaps the file under the worker.
                 if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not (
-                    self.endpoint.syncing or self.journal.pending
+                    self.commit.syncing or self.journal.pending
                 ):
                     self.journal.rewrite(self.server.leases())
                     last_rewrite = time.monotonic()
@@ -316,6 +321,10 @@ class Runtime:
 
     def status(self, req: dict[str, object]) -> dict[str, object]:
         counters = self.endpoint.counters
+        commit = self.commit
+        dropped = dict(counters.drops)
+        if commit.failures:
+            dropped["journal-error"] = commit.withheld  # replies and link sends withheld
         return {
             "version": __version__,
             "build": BUILD,
@@ -326,8 +335,8 @@ class Runtime:
                 "received": counters.received,
                 "replied": counters.replied,
                 "batches": counters.batches,
-                "commits": counters.commits,
-                "dropped": dict(counters.drops),
+                "commits": commit.commits,
+                "dropped": dropped,
             },
             "server": self._server_stats(),
             "failover": {} if self.links is None else self.links.status(),

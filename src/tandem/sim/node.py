@@ -1,6 +1,6 @@
 """A simulated Tandem server: the production DhcpServer and FailoverEngine, no sockets.
 
-The node replays the I/O layer's contract (tandem.io.dhcp_socket + failover_link) in
+The node replays the I/O layer's contract (tandem.io.commit, dhcp_socket, failover_link) in
 virtual time: a DHCP packet is handled, its writes are appended to the journal, and the
 reply waits for the next commit; after every batch the engine is serviced (take_writes,
 append, then data_to_send), and its bytes also leave only after the commit that covers
