@@ -284,15 +284,56 @@ def test_a_failed_sync_runs_none_of_its_actions_and_retries_its_records(
     assert ran == []
     assert commit.failures == 1 and commit.withheld == 2
     assert "replies withheld" in caplog.text
-    assert on_disk(journal, 1) and journal.pending == 0  # requeued, then written by the retry
+    assert not on_disk(journal, 1) and journal.pending == 1  # requeued, not retried at once
     journal.append(lease(2))
-    commit.after_durable(lambda: ran.append("ack2"))
+    commit.after_durable(lambda: ran.append("ack2"))  # the next flush writes both
     assert ran == ["ack2"]
-    assert commit.commits == 2
+    assert on_disk(journal, 1) and on_disk(journal, 2) and journal.pending == 0
+    assert commit.commits == 1
+
+
+def test_a_disk_that_stays_full_costs_one_failed_write_per_flush(tmp_path: Path) -> None:
+    """A write that keeps failing is not retried in a loop (that recursed until
+    RecursionError): each flush tries once; once the disk has room, nothing is lost."""
+    journal = new_journal(tmp_path)
+    commit = GroupCommit(journal)
+    fail_writes(journal, 10_000)
+    ran: list[str] = []
+    journal.append(lease(1))
+    for n in range(5):
+        commit.after_durable(lambda n=n: ran.append(f"ack{n}"))  # type: ignore[misc]
+    assert ran == [] and commit.failures == 5 and commit.withheld == 5
+    assert journal.pending == 1
 
 
 @pytest.mark.usefixtures("slow_disk")
-def test_a_failed_sync_on_the_worker_withholds_its_actions(tmp_path: Path) -> None:
+def test_serving_a_failed_write_is_retried_after_a_pause_without_new_traffic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "RETRY_AFTER", 0.05)
+
+    async def scenario() -> tuple[int, bool]:
+        journal = new_journal(tmp_path)
+        commit = GroupCommit(journal)
+        commit.start(asyncio.get_running_loop())
+        fail_writes(journal, 3)
+        journal.append(lease(1))
+        commit.flush()
+        await wait_until(lambda: journal.pending == 0 and not commit.syncing)
+        failures = commit.failures
+        commit.close()
+        return failures, on_disk(journal, 1)
+
+    failures, written = asyncio.run(scenario())
+    assert failures == 3 and written
+
+
+@pytest.mark.usefixtures("slow_disk")
+def test_a_failed_sync_on_the_worker_withholds_its_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commit_module, "RETRY_AFTER", 0.05)
+
     async def scenario() -> tuple[list[str], int]:
         journal = new_journal(tmp_path)
         commit = GroupCommit(journal)

@@ -14,7 +14,10 @@ guarantees it, shared by the DHCP endpoint and every failover link of the server
   replies and link bytes never overtake each other; an action queued by a running action runs
   after the rest of that group;
 * if the write fails, the chunk's actions are dropped (withheld: clients retry, a failover
-  peer re-sends what was never acked) and its records go back in front of the queue.
+  peer re-sends what was never acked) and its records go back in front of the queue; they are
+  tried again by the next ``flush`` (the next batch) or, serving on a loop, after
+  ``RETRY_AFTER`` seconds: never at once, so a disk that stays full costs one failed write
+  per batch or per retry, not a loop of them.
 
 On a fast disk (the last sync took under ``INLINE_SYNC_MAX``) the sync happens on the event loop
 itself: the loop waits ~0.2 ms for the disk, and the next batch is whatever arrived meanwhile,
@@ -42,7 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from tandem.core.lease import Lease
 from tandem.store.journal import JournalError, LeaseJournal, PendingChunk
 
-__all__ = ["INLINE_SYNC_MAX", "Action", "GroupCommit"]
+__all__ = ["INLINE_SYNC_MAX", "RETRY_AFTER", "Action", "GroupCommit"]
 
 #: A commit runs on the event loop itself, no worker hand-off, while the last sync took less
 #: than this (see ``flush`` and the module docstring). Measured: DHCP batches, see above;
@@ -50,6 +53,9 @@ __all__ = ["INLINE_SYNC_MAX", "Action", "GroupCommit"]
 #: secondary) went from 2.7 to 2.2-2.4 s and the secondary's CPU from 1.27 to 1.0 s. A slow
 #: disk (an SD card, a loaded array) gets the worker, which keeps serving during the sync.
 INLINE_SYNC_MAX = 0.003
+
+#: Seconds after a failed write before its records are tried again, when no batch comes first.
+RETRY_AFTER = 1.0
 
 log = logging.getLogger("tandem")
 
@@ -78,6 +84,7 @@ class GroupCommit:
         self._running = False  # a durable group's actions are being run
         self._waiting: list[Action] = []  # run once what precedes is durable
         self._last_sync = 0.0  # seconds the last chunk took to write and sync
+        self._retry: asyncio.TimerHandle | None = None  # after a failed write
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -88,6 +95,9 @@ class GroupCommit:
     def close(self) -> None:
         """Wait for the sync in flight, then commit what is pending (best effort, no action
         runs: nobody is left to answer)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         self._sync_worker.shutdown(wait=True)
         if self.journal.pending:
             with contextlib.suppress(JournalError):
@@ -188,8 +198,18 @@ class GroupCommit:
             self.journal.requeue(chunk)
             self.failures += 1
             self.withheld += len(group)
+            # Not again at once: the disk that failed now fails now too (and flushing here
+            # would recurse until it stopped failing). The next flush retries, or the timer.
+            loop = self._loop
+            if loop is not None and self._retry is None:
+                self._retry = loop.call_later(RETRY_AFTER, self._retry_flush)
+            return
         if self._waiting or self.journal.pending:
             self.flush()
+
+    def _retry_flush(self) -> None:
+        self._retry = None
+        self.flush()
 
     def _run_group(self, group: list[Action]) -> None:
         """Run, in order, actions whose records are durable (``flush`` defers re-entry)."""
