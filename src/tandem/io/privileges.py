@@ -29,6 +29,7 @@ configured) is retried as U, which the kernel refuses; give such a listener a po
 from __future__ import annotations
 
 import grp
+import importlib
 import os
 import pwd
 from collections.abc import Callable
@@ -44,6 +45,11 @@ __all__ = [
     "lease_file_problem",
     "resolve",
 ]
+
+
+#: Modules the server imports lazily after start-up (Python imports a codec on its first use):
+#: inside the chroot the interpreter's library is gone, so they are imported before it.
+CHROOT_PRELOAD = ("encodings.ascii", "encodings.latin_1", "encodings.idna")
 
 
 class PrivilegeError(Exception):
@@ -116,9 +122,11 @@ def enter_chroot(
     chroot: Callable[[str], None] = os.chroot,
     chdir: Callable[[str], None] = os.chdir,
 ) -> None:
-    """dhcpd's ``setup_chroot``: chroot(DIR), then chdir("/")."""
+    """dhcpd's ``setup_chroot``: chroot(DIR), then chdir("/") (``CHROOT_PRELOAD`` first)."""
     if geteuid() != 0:
         raise PrivilegeError("you must be root to use chroot")
+    for name in CHROOT_PRELOAD:
+        importlib.import_module(name)
     try:
         chroot(directory)
     except OSError as exc:
