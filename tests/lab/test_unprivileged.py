@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from failover_kit import NAME, SEED_PRIMARY, SEED_SECONDARY, pair_lab, wait_for
 
+from tandem.io.control import ControlUnavailable, control_path_for, request
 from tandem.lab.clients import Dhclient
 from tandem.lab.netns import Lab
 from tandem.lab.scenarios import SERVER_ADDR, ip_in_range, last_lease_blocks, seed_conf
@@ -161,3 +163,46 @@ def test_chroot_paths_inside_and_served(lab: Lab, root_dir: Path) -> None:
     assert "Traceback" not in server.log(), server.log()[-3000:]  # e.g. a lazy import
     text = (root_dir / "db" / "tandem.leases").read_text(encoding="utf-8")
     assert "binding state active;" in last_lease_blocks(text).get(str(ev.address), ""), text
+
+
+def _my_state(pid_path: Path) -> str | None:
+    try:
+        answer = request(control_path_for(str(pid_path)), {"command": "status"})
+    except ControlUnavailable:
+        return None
+    result = answer.get("result")
+    assert isinstance(result, dict), answer
+    info = result["failover"][NAME]
+    listeners = result["failover_listeners"]
+    assert all(x["listening"] for x in listeners), listeners  # ports 519 and 520, below 1024
+    return str(info["my_state"])
+
+
+def test_failover_pair_as_nobody_listens_below_1024(lab: Lab, root_dir: Path) -> None:
+    """The seed pair (listeners on ports 519 and 520) run as ``nobody``: both listen, reach
+    NORMAL, and a client's binding reaches the secondary's lease file."""
+    h1, h2 = pair_lab(lab)
+    drop = ["-user", USER, "-group", GROUP]
+    servers = []
+    for host, conf in ((h2, SEED_SECONDARY), (h1, SEED_PRIMARY)):
+        leases = _owned_dir(root_dir, host.name) / "tandem.leases"
+        servers.append(run_tandem(host, conf, leases, drop, ready_timeout=20, pure=True))
+    secondary = servers[0]
+    for server in servers:
+        _assert_dropped(server.proc.pid)
+    for server in servers:
+        pid = server.pid_path
+        assert pid is not None
+        wait_for(lambda pid=pid: _my_state(pid) == "normal", 30, f"NORMAL on {server.host.name}")
+    cli = Dhclient(lab.add_host("cli"))
+    cli.start()
+    ev = cli.wait_lease(30)
+    addr = str(ev.address)
+
+    def replicated() -> bool:
+        text = secondary.leases_text()
+        return "binding state active;" in last_lease_blocks(text).get(addr, "")
+
+    wait_for(replicated, 15, "BNDUPD on the secondary")
+    for server in servers:
+        _assert_dropped(server.proc.pid)
