@@ -14,6 +14,7 @@ import os
 import pwd
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,21 @@ def test_serves_dhclient_as_nobody(lab: Lab, root_dir: Path) -> None:
     server.stop()
     body = last_lease_blocks(server.leases_text()).get(str(ev.address), "")
     assert "binding state active;" in body, server.leases_text()[-2000:]
+    # The hourly rewrite (PATH.new renamed over PATH, PATH linked to PATH~) works as the user.
+    rewrite = (
+        "import sys; from tandem.store.journal import LeaseJournal; "
+        "j = LeaseJournal(sys.argv[1]); c = j.load(); j.rewrite(c.leases.values()); j.close()"
+    )
+    as_user = ["setpriv", f"--reuid={USER}", f"--regid={GROUP}", "--clear-groups"]
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = srv.run(
+        [*as_user, sys.executable, "-c", rewrite, str(leases)],
+        env={"PYTHONPATH": src, "TANDEM_PURE": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (leases.parent / "tandem.leases~").exists()
+    assert "binding state active;" in last_lease_blocks(leases.read_text()).get(str(ev.address), "")
 
 
 def test_unwritable_lease_directory_refused_before_serving(lab: Lab, root_dir: Path) -> None:
