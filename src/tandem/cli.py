@@ -3,7 +3,7 @@
 dhcpd style::
 
     tandem [-4] [-f] [-d] [-q] [-t|-T] [-p PORT] [-cf FILE] [-lf FILE] [-pf FILE]
-           [-ctl FILE] [--no-pid] [IFACE...]
+           [-ctl FILE] [--no-pid] [-user USER] [-group GROUP] [-chroot DIR] [IFACE...]
 
 Subcommands::
 
@@ -24,6 +24,7 @@ import sys
 
 from tandem import __version__
 from tandem.io.control import ControlUnavailable, request
+from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
 from tandem.io.runtime import Options, banner, load_config, read_leases, say, serve
 from tandem.store.leasefile import LeaseFileContents, parse_leases
 
@@ -31,7 +32,8 @@ __all__ = ["Options", "UsageError", "main", "parse_args"]
 
 USAGE = """\
 Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lease-file]
-              [-pf pid-file] [-ctl control-socket] [--no-pid] [if0 [...ifN]]
+              [-pf pid-file] [-ctl control-socket] [--no-pid]
+              [-user user] [-group group] [-chroot dir] [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
                     [--control FILE] [-d] [if0 ...]
        tandem check [CONFIG]
@@ -101,6 +103,12 @@ def parse_args(argv: list[str]) -> Options:
                 opts.control = value
             elif arg in _LIMIT_OPTIONS:
                 _set_limit(opts, arg, value)
+            elif arg == "-user":
+                opts.user = value
+            elif arg == "-group":
+                opts.group = value
+            elif arg == "-chroot":
+                opts.chroot = value
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -191,11 +199,29 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
     return opts
 
 
+def _privileges(opts: Options, *, ids: bool = True, chroot: bool = True) -> bool:
+    """-t/-T look -user/-group up and enter -chroot as dhcpd does before it exits; False:
+    the error is printed."""
+    try:
+        if ids:
+            resolve(opts.user, opts.group)
+        if chroot and opts.chroot:
+            enter_chroot(opts.chroot)
+    except PrivilegeError as exc:
+        print(str(exc), file=sys.stderr)
+        return False
+    return True
+
+
 def test_config(opts: Options) -> int:
     """``-t``: exit 0 when the config is valid; file:line:col errors and exit 1 otherwise."""
     banner(opts)
+    if not _privileges(opts, chroot=False):
+        return 1
     config = load_config(opts)
     if config is None:
+        return 1
+    if not _privileges(opts, ids=False):  # dhcpd chroots after the config, as when serving
         return 1
     say(opts, f"Config file: {opts.config}")
     return 0
@@ -209,6 +235,8 @@ def test_leases(opts: Options) -> int:
         with open(opts.leases, encoding="utf-8", errors="surrogateescape") as fh:
             return parse_leases(fh.read(), opts.leases)
 
+    if not _privileges(opts):  # -chroot: the lease file is a path inside it
+        return 1
     contents = read_leases(opts, read)
     if contents is None:
         return 1

@@ -63,3 +63,24 @@ def test_new_lease_reserve_flags() -> None:
     for bad in (["--reserve", "101"], ["--reserve", "x"], ["--reserve-rate", "0"]):
         with pytest.raises(UsageError):
             parse_args(bad)
+
+
+def test_user_group_chroot_flags() -> None:
+    """dhcpd's -user, -group and -chroot, and the RHEL/Fedora unit line with --no-pid."""
+    opts = parse_args(["-user", "dhcpd", "-group", "dhcpd", "-chroot", "/var/lib/dhcpd/root"])
+    assert (opts.user, opts.group, opts.chroot) == ("dhcpd", "dhcpd", "/var/lib/dhcpd/root")
+    unit = ["-f", "-cf", "/etc/dhcp/dhcpd.conf", "-user", "dhcpd", "-group", "dhcpd", "--no-pid"]
+    opts = parse_args(unit)
+    assert (opts.foreground, opts.config, opts.pid) == (True, "/etc/dhcp/dhcpd.conf", None)
+    assert (opts.user, opts.group, opts.chroot, opts.interfaces) == ("dhcpd", "dhcpd", None, [])
+    assert (parse_args([]).user, parse_args([]).group, parse_args([]).chroot) == (None,) * 3
+    for flag in ("-user", "-group", "-chroot"):
+        with pytest.raises(UsageError, match=f"{flag} needs an argument"):
+            parse_args([flag])
+
+
+def test_unknown_user_fails_config_test(capsys: pytest.CaptureFixture[str]) -> None:
+    """``-t -user U`` looks U up as dhcpd does (as root: "no such user"; else "must be root")."""
+    assert main(["-t", "-q", "-user", "no-such-user-tandem-test", "-cf", "/nonexistent"]) == 1
+    err = capsys.readouterr().err
+    assert "no such user: no-such-user-tandem-test" in err or "you must be root" in err

@@ -288,13 +288,16 @@ class DhcpEndpoint:
             return
         self.counters.replied += 1
 
+    def open_packet_sockets(self) -> None:
+        """Open every port's packet socket now, not on first use: it needs CAP_NET_RAW, which
+        a server that drops root (``-user``, tandem.io.privileges) no longer has by then."""
+        for port in self._ports.values():
+            _open_raw(port)
+
     def _send_raw(self, port: _Port, reply: Reply, payload: bytes) -> None:
         if port.raw is None:
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
-            raw.bind((port.iface.name, ETH_P_IP))
-            raw.setblocking(False)
-            port.raw = raw
-        assert reply.dest_mac is not None
+            _open_raw(port)
+        assert port.raw is not None and reply.dest_mac is not None
         datagram = dhcp.build_ip_udp(
             reply.server_ip, self.server_port, reply.dest_ip, reply.dest_port, payload
         )
@@ -313,6 +316,14 @@ class DhcpEndpoint:
             self.commit.flush()
         if self._after_commit is not None:
             self.commit.after_durable(self._after_commit)
+
+
+def _open_raw(port: _Port) -> None:
+    if port.raw is None:
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+        raw.bind((port.iface.name, ETH_P_IP))
+        raw.setblocking(False)
+        port.raw = raw
 
 
 _RX_META_MAX = 4096

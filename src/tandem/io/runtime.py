@@ -32,6 +32,16 @@ from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
+from tandem.io.privileges import (
+    Identity,
+    PrivilegeError,
+    check_as,
+    drop,
+    enter_chroot,
+    hand_over_lease_file,
+    lease_file_problem,
+    resolve,
+)
 from tandem.store.journal import LeaseJournal
 from tandem.store.leasefile import LeaseFileContents, LeaseFileError
 
@@ -63,6 +73,9 @@ class Options:
     json: bool = False  # status --json
     reserve_percent: float = DEFAULT_LIMIT.reserve_percent  # --reserve (tandem.core.flood)
     reserve_rate: float = DEFAULT_LIMIT.rate  # --reserve-rate
+    user: str | None = None  # -user: drop to this user once root's work is done
+    group: str | None = None  # -group (default: the user's primary group)
+    chroot: str | None = None  # -chroot: after the config is read (tandem.io.privileges)
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:
@@ -138,9 +151,21 @@ def _emit_stderr(lines: list[str]) -> None:
     sys.stderr.flush()
 
 
+def _fatal(opts: Options, exc: PrivilegeError) -> int:
+    """A start-up failure of -user/-group/-chroot: on stderr, and in the log once it is set up."""
+    print(str(exc), file=sys.stderr, flush=True)
+    if not opts.debug and log.handlers:
+        log.error("%s", exc)
+    return 1
+
+
 def serve(opts: Options) -> int:
     """Load config and leases, bind the interfaces, serve until SIGTERM/SIGINT."""
     banner(opts)
+    try:
+        ident = resolve(opts.user, opts.group)
+    except PrivilegeError as exc:
+        return _fatal(opts, exc)
     config = load_config(opts)
     if config is None:
         return 1
@@ -153,6 +178,12 @@ def serve(opts: Options) -> int:
         None,
     )
     _setup_logging(opts, facility)
+    all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
+    if opts.chroot:
+        try:
+            enter_chroot(opts.chroot)
+        except PrivilegeError as exc:
+            return _fatal(opts, exc)
     say(opts, f"Config file: {opts.config}")
     say(opts, f"Database file: {opts.leases}")
     if opts.pid:
@@ -163,7 +194,6 @@ def serve(opts: Options) -> int:
     if contents is None:
         return 1
 
-    all_ifaces = list_interfaces()
     networks = [s.network for s in config.subnets]
     if opts.interfaces:
         missing = [n for n in opts.interfaces if n not in all_ifaces]
@@ -207,6 +237,10 @@ def serve(opts: Options) -> int:
     engines: dict[str, Engine] = dict(setup.engines)
     journal.rewrite(server.leases(), contents.failover_states.values())
     say(opts, f"Wrote {sum(1 for _ in server.leases())} leases to leases file.")
+    try:
+        _check_user(journal.path, ident)
+    except PrivilegeError as exc:
+        return _fatal(opts, exc)
 
     emit = _emit_stderr if opts.debug else _emit_log
     # One group commit for everything that waits for the lease file: DHCP replies, and the
@@ -228,6 +262,8 @@ def serve(opts: Options) -> int:
         print(f"Can't bind to dhcp address: {exc.strerror}", file=sys.stderr)
         print("Please make sure there is no other dhcp server running.", file=sys.stderr)
         return 1
+    if ident.changes:
+        endpoint.open_packet_sockets()  # needs CAP_NET_RAW, gone after the drop
     for iface in chosen:
         net = next(a.network for a in iface.addrs if any(a.ip in n for n in networks))
         say(opts, f"Listening on Socket/{iface.name}/{iface.mac_text}/{net}")
@@ -243,9 +279,11 @@ def serve(opts: Options) -> int:
     if opts.pid:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
-    runtime = Runtime(opts, server, commit, endpoint, links)
+    runtime = Runtime(opts, server, commit, endpoint, links, ident=ident)
     try:
         asyncio.run(runtime.run())
+    except PrivilegeError as exc:
+        return _fatal(opts, exc)
     finally:
         endpoint.close()
         commit.close()
@@ -254,6 +292,16 @@ def serve(opts: Options) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(opts.pid)
     return 0
+
+
+def _check_user(leases: str, ident: Identity) -> None:
+    """-user/-group: give U:G the lease file and make sure they can rewrite it (else exit)."""
+    if not ident.changes:
+        return
+    hand_over_lease_file(leases, ident)
+    problem = check_as(ident, lambda access: lease_file_problem(leases, ident, access=access))
+    if problem is not None:
+        raise PrivilegeError(problem)
 
 
 def _emit_log(lines: list[str]) -> None:
@@ -271,8 +319,11 @@ class Runtime:
         commit: GroupCommit,
         endpoint: DhcpEndpoint,
         links: FailoverLinks | None,
+        *,
+        ident: Identity | None = None,
     ) -> None:
         self.opts = opts
+        self.ident = ident or Identity()
         self.server = server
         self.commit = commit
         self.journal = commit.journal
@@ -287,10 +338,6 @@ class Runtime:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        self.commit.start(loop)
-        self.endpoint.start(loop)
-        if self.links is not None:
-            self.links.start(loop)
         control = ControlServer(
             self.opts.control_path,
             {"status": self.status, "partner-down": self.partner_down},
@@ -299,9 +346,16 @@ class Runtime:
             await control.start()
         except OSError as exc:
             log.error("control socket %s: %s (status commands unavailable)", control.path, exc)
-        say(self.opts, "Server starting service.")
-        last_rewrite = time.monotonic()
+        self.commit.start(loop)
+        self.endpoint.start(loop)
+        if self.links is not None:
+            self.links.start(loop)
+        # -user/-group: everything that needs root is open, and the loop has not run since
+        # the sockets were added to it, so no packet has been answered yet.
         try:
+            drop(self.ident)
+            say(self.opts, "Server starting service.")
+            last_rewrite = time.monotonic()
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
