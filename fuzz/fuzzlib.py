@@ -25,6 +25,7 @@ from types import FrameType
 
 from tandem.config import ConfigError, _parse, parse_text
 from tandem.config.model import Config
+from tandem.config.resolve import Unresolved
 from tandem.config.seed import SEED_SUBNET
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome, RxMeta
@@ -276,10 +277,15 @@ def _no_include(path: str) -> str:
     raise FileNotFoundError(2, "No such file or directory (fuzzing)", path)
 
 
+def _no_lookup(name: str) -> list[IPv4Address]:
+    """Failover host names in fuzzed text must not reach DNS: none resolves."""
+    raise Unresolved("no name lookups while fuzzing")
+
+
 def parse_config_sandboxed(text: str) -> Config:
-    """``tandem.config.parse_text`` with every include refused (same path otherwise)."""
+    """``tandem.config.parse_text`` with every include and name lookup refused."""
     raw = text.encode("utf-8", "surrogateescape").decode("latin-1")
-    return _parse(raw, "fuzz.conf", _no_include, None)
+    return _parse(raw, "fuzz.conf", _no_include, None, _no_lookup)
 
 
 def check_config(data: bytes) -> None:

@@ -91,6 +91,31 @@ def test_missing_config_file_fails_like_dhcpd(tmp_path: Path) -> None:
     assert missing in tandem.stderr
 
 
+def test_tandem_t_fails_on_a_peer_host_name_that_does_not_resolve(tmp_path: Path) -> None:
+    """Tandem resolves failover host names at load time, so -t names the one that fails.
+
+    Deliberately stricter than dhcpd, which looks names up only when it connects (and logs
+    "NAME: host unknown."), so its -t accepts the same file: the corpus cannot hold this one.
+    """
+    text = (CONFIGS / "failover-hostnames.conf").read_text()
+    old = "  peer address localhost;\n"
+    assert old in text
+    conf = tmp_path / "unresolvable.conf"
+    conf.write_text(text.replace(old, "  peer address dhcp02.no-such-host.invalid;\n"))
+    line = conf.read_text().split("\n").index("  peer address dhcp02.no-such-host.invalid;") + 1
+    dhcpd = _run([_dhcpd(), "-4", "-t", "-cf", conf.name, "-pf", "/dev/null"], tmp_path)
+    assert dhcpd.returncode == 0, dhcpd.stderr  # the oracle: dhcpd -t does not resolve
+    tandem = _run([*tandem_command(), "-t", "-cf", conf.name], tmp_path)
+    assert tandem.returncode == 1, tandem.stderr
+    assert re.search(
+        rf"^unresolvable\.conf:{line}:17: error: failover peer by-name: peer address "
+        r"dhcp02\.no-such-host\.invalid does not resolve \(.+\): add .+ to DNS or /etc/hosts",
+        tandem.stderr,
+        re.MULTILINE,
+    ), tandem.stderr
+    assert "Configuration file errors encountered -- exiting" in tandem.stderr
+
+
 # --- lease files -------------------------------------------------------------------------
 
 

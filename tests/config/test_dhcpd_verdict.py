@@ -58,6 +58,7 @@ EXPECTED: dict[str, Reject | None] = {
     "lexical-oddities.conf": ACCEPT,
     "client-ids.conf": ACCEPT,
     "many-hosts.conf": ACCEPT,
+    "failover-hostnames.conf": ACCEPT,
     "broken/missing-semicolon.conf": Reject("broken/missing-semicolon.conf", 4),
     "broken/range-outside-subnet.conf": Reject("broken/range-outside-subnet.conf", 4, False),
     "broken/subnet-host-bits.conf": Reject("broken/subnet-host-bits.conf", 2),
@@ -85,6 +86,7 @@ EXPECTED: dict[str, Reject | None] = {
     "broken/peer-without-pool.conf": Reject("broken/peer-without-pool.conf", 2, False),
     "broken/unknown-statement-keyword.conf": Reject("broken/unknown-statement-keyword.conf", 3),
     "broken/bad-if.conf": Reject("broken/bad-if.conf", 3),
+    "broken/key-secret-not-base64.conf": Reject("broken/key-secret-not-base64.conf", 5),
 }
 
 _WHERE = re.compile(r"^(?P<file>\S+) line (?P<line>\d+): (?P<message>.*)$")

@@ -4,6 +4,9 @@
 current working directory, as dhcpd does); ``parse_text(text)`` parses a string. Both
 raise ``ConfigError`` with ``file:line:col`` diagnostics; warnings (valid dhcpd statements
 Tandem ignores, host names it will not resolve, ...) are in ``Config.warnings``.
+
+Host names in ``failover peer`` blocks are resolved after parsing by ``resolver``
+(``tandem.config.resolve``; by default the system resolver), the only network I/O here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from tandem.config.declarations import DeclarationParser, Reader
 from tandem.config.errors import ConfigError
 from tandem.config.model import Config, Location, Subnet
 from tandem.config.registry import OptionTableLike, Registry
+from tandem.config.resolve import Resolver, resolve_peers, system_resolver
 from tandem.config.state import State
 from tandem.wire.options import default_table
 
@@ -25,26 +29,34 @@ def _read_file(path: str) -> str:
         return f.read().decode("latin-1")
 
 
-def load(path: str, *, table: OptionTableLike | None = None) -> Config:
-    """Read and check the dhcpd.conf at ``path``."""
+def load(
+    path: str, *, table: OptionTableLike | None = None, resolver: Resolver = system_resolver
+) -> Config:
+    """Read and check the dhcpd.conf at ``path``; resolve failover host names with ``resolver``."""
     try:
         text = _read_file(path)
     except OSError as exc:
         raise ConfigError.at(
             Location(path, 0, 0), f"can't open {path}: {exc.strerror or exc}"
         ) from exc
-    return _parse(text, path, _read_file, table)
+    return _parse(text, path, _read_file, table, resolver)
 
 
 def parse_text(
-    text: str, filename: str = "<string>", *, table: OptionTableLike | None = None
+    text: str,
+    filename: str = "<string>",
+    *,
+    table: OptionTableLike | None = None,
+    resolver: Resolver = system_resolver,
 ) -> Config:
     """Parse configuration text (``include`` still reads files)."""
     raw = text.encode("utf-8", "surrogateescape").decode("latin-1")
-    return _parse(raw, filename, _read_file, table)
+    return _parse(raw, filename, _read_file, table, resolver)
 
 
-def _parse(text: str, filename: str, read: Reader, table: OptionTableLike | None) -> Config:
+def _parse(
+    text: str, filename: str, read: Reader, table: OptionTableLike | None, resolver: Resolver
+) -> Config:
     if table is None:
         table = default_table()
     cur = Cursor(text, filename)
@@ -52,6 +64,9 @@ def _parse(text: str, filename: str, read: Reader, table: OptionTableLike | None
     parser = DeclarationParser(st, read)
     parser.parse_top()
     _check(parser)
+    peers, warnings = resolve_peers(parser.peers.values(), resolver)
+    parser.peers = {p.name: p for p in peers}
+    st.warnings.extend(warnings)
     return _freeze(parser)
 
 

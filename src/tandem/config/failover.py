@@ -12,7 +12,7 @@ from ipaddress import IPv4Address
 
 from tandem.config.cursor import Cursor
 from tandem.config.lexer import Kind
-from tandem.config.model import FailoverPeer, Location
+from tandem.config.model import FailoverPeer, HostRef, Location
 from tandem.config.values import address_or_host_name, decimal, numeric_aggregate
 
 DEFAULT_PORT = 647
@@ -44,8 +44,8 @@ def parse_peer_body(cur: Cursor, name: str, loc: Location) -> tuple[FailoverPeer
     role = "primary"  # dhcpd's zero value of i_am
     role_given = False
     numbers: dict[str, int] = {}
-    mine: dict[str, int | IPv4Address] = {}
-    partner: dict[str, int | IPv4Address] = {}
+    mine: dict[str, int | IPv4Address | HostRef] = {}
+    partner: dict[str, int | IPv4Address | HostRef] = {}
     split: int | None = None
     hba: bytes | None = None
     lb_max: int | None = None
@@ -65,12 +65,10 @@ def parse_peer_body(cur: Cursor, name: str, loc: Location) -> tuple[FailoverPeer
             if word == "secondary" and (split is not None or hba is not None):
                 raise cur.error("secondary may not define load balance settings")
         elif word == "address":
+            # A host name is kept with its place; config.load resolves it (config/resolve.py).
+            where = cur.peek().loc
             addr = address_or_host_name(cur)
-            if not isinstance(addr, IPv4Address):
-                raise cur.error(
-                    f"failover address {addr!r} is a host name: Tandem needs an IPv4 address"
-                )
-            target["address"] = addr
+            target["address"] = addr if isinstance(addr, IPv4Address) else HostRef(addr, where)
         elif word == "port":
             target["port"] = decimal(cur, cur.next(), "the port")
         elif word in ("max-response-delay", "max-unacked-updates"):
@@ -102,7 +100,9 @@ def parse_peer_body(cur: Cursor, name: str, loc: Location) -> tuple[FailoverPeer
             raise cur.error_at(tok, f"invalid statement in peer declaration: {tok.describe()}")
         cur.semi()
     if "address" not in partner:
-        raise cur.error("peer address may not be omitted: add 'peer address A.B.C.D;'")
+        raise cur.error(
+            "peer address may not be omitted: add 'peer address A.B.C.D;' (or a host name)"
+        )
     mclt = numbers.get("mclt", 0)
     if role == "primary":
         if split is None and hba is None:
@@ -120,18 +120,24 @@ def parse_peer_body(cur: Cursor, name: str, loc: Location) -> tuple[FailoverPeer
     def number(key: str) -> int:
         return numbers.get(key) or DEFAULTS[key]
 
-    def side(values: dict[str, int | IPv4Address], key: str, default: int) -> int:
+    def side(values: dict[str, int | IPv4Address | HostRef], key: str, default: int) -> int:
         value = values.get(key)
         return value if isinstance(value, int) and value else default
 
-    my_address = mine.get("address", ANY_ADDRESS)
-    peer_address = partner["address"]
-    assert isinstance(my_address, IPv4Address) and isinstance(peer_address, IPv4Address)
+    def address(values: dict[str, int | IPv4Address | HostRef]) -> IPv4Address:
+        """The address written; ANY_ADDRESS until a host name is resolved (or none given)."""
+        value = values.get("address")
+        return value if isinstance(value, IPv4Address) else ANY_ADDRESS
+
+    def named(values: dict[str, int | IPv4Address | HostRef]) -> HostRef | None:
+        value = values.get("address")
+        return value if isinstance(value, HostRef) else None
+
     peer = FailoverPeer(
         name=name,
         role="secondary" if role == "secondary" else "primary",
-        address=my_address,
-        peer_address=peer_address,
+        address=address(mine),
+        peer_address=address(partner),
         port=side(mine, "port", DEFAULT_PORT),
         peer_port=side(partner, "port", DEFAULT_PORT),
         max_response_delay=side(mine, "max-response-delay", DEFAULTS["max-response-delay"]),
@@ -146,5 +152,7 @@ def parse_peer_body(cur: Cursor, name: str, loc: Location) -> tuple[FailoverPeer
         min_balance=number("min-balance"),
         max_balance=number("max-balance"),
         loc=loc,
+        address_name=named(mine),
+        peer_address_name=named(partner),
     )
     return peer, notes

@@ -273,8 +273,21 @@ class ClientClass:
 
 
 @dataclass(frozen=True, slots=True)
+class HostRef:
+    """A host name written where dhcpd takes an address or a name (``address dhcp01;``)."""
+
+    name: str
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
 class FailoverPeer:
-    """A ``failover peer "NAME" { ... }`` block with dhcpd's defaults filled in."""
+    """A ``failover peer "NAME" { ... }`` block with dhcpd's defaults filled in.
+
+    ``address_name`` / ``peer_address_name`` keep a host name written instead of an address;
+    ``config.load`` resolves it (``tandem.config.resolve``) into ``address`` / ``peer_address``,
+    so every peer a ``Config`` holds has its addresses.
+    """
 
     name: str
     role: Literal["primary", "secondary"]
@@ -294,6 +307,8 @@ class FailoverPeer:
     min_balance: int = 60
     max_balance: int = 3600
     loc: Location = NOWHERE
+    address_name: HostRef | None = None
+    peer_address_name: HostRef | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from tandem.config.expressions import ExpressionParser
+from tandem.config.keys import parse_key
 from tandem.config.lexer import Kind
 from tandem.config.model import Conditional, Expr, Location, Param, Statement, Unimplemented
 from tandem.config.optionstmt import HostName, OptionReader, Value
 from tandem.config.registry import SERVER_OPTIONS
 from tandem.config.state import State
-from tandem.config.values import host_name
 
 #: ``allow X`` / ``deny X`` / ``ignore X`` keys (dhcpd's parse_allow_deny).
 ALLOW_KEYS = frozenset(
@@ -297,17 +297,7 @@ class StatementParser:
         cur.semi()
 
     def _key(self) -> None:
-        cur = self.st.cur
-        if cur.peek().kind is Kind.STRING:
-            cur.next()
-        elif self.st.cur.peek().is_identifier:
-            host_name(cur)
-        else:
-            raise cur.error("expecting key name")
-        if not cur.at_punct("{"):
-            raise cur.error("expecting left brace after the key name")
-        cur.skip_statement()
-        cur.take_punct(";")
+        parse_key(self.st)
 
     def _skip_braced(self) -> None:
         cur = self.st.cur

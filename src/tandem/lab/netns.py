@@ -243,12 +243,35 @@ class Host:
         self.workdir = workdir
         self.ifaces: dict[str, Segment] = {}
         self.addrs: dict[str, str] = {}
+        self.hosts_file: Path | None = None
 
     def __repr__(self) -> str:
         return f"Host({self.name!r}, ns={self.ns!r}, addrs={self.addrs!r})"
 
     def exec_prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.ns]
+        prefix = ["ip", "netns", "exec", self.ns]
+        if self.hosts_file is None:
+            return prefix
+        # `ip netns exec` gives every command its own mount namespace (slave propagation), so
+        # this bind mount is seen by that command alone; sh exec()s it, so the pid stays its own.
+        script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+        return [*prefix, "sh", "-c", script, str(self.hosts_file)]
+
+    def set_hosts(self, entries: dict[str, str]) -> Path:
+        """Give the programs started in this host from now on an /etc/hosts of their own.
+
+        ``entries`` maps names to addresses; localhost is always there. The file lives in the
+        host's work directory and is bind-mounted over /etc/hosts inside each command's private
+        mount namespace: the machine's /etc/hosts (and /etc/netns) are never written.
+        """
+        for name, addr in entries.items():
+            if not re.fullmatch(r"[A-Za-z0-9.-]+", name) or not re.fullmatch(r"[0-9.]+", addr):
+                raise LabError(f"bad hosts entry {name!r} -> {addr!r}")
+        lines = ["127.0.0.1 localhost", *(f"{addr} {name}" for name, addr in entries.items())]
+        path = self.workdir / "hosts"
+        path.write_text("\n".join(lines) + "\n", encoding="ascii")
+        self.hosts_file = path
+        return path
 
     def run(
         self,
