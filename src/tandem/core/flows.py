@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tandem.core import codes
 from tandem.core.allocator import owned_by
+from tandem.core.billing import refusal
 from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
 from tandem.core.context import ServerContext
 from tandem.core.expr import parse_suboptions
@@ -68,6 +69,21 @@ def _admission(srv: ServerContext, c: Client, vals: Values, msg: str, out: Outco
             srv.drop(out, text)
             return False
     return True
+
+
+def _billed(
+    srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome, *, offer: bool
+) -> bool:
+    """dhcpd's per-class billing (``lease limit``, core.billing); False = refused, dropped."""
+    if srv.billing is None or cand.static:
+        return True
+    ctx = c.ectx(srv.names)
+    name = srv.billing.check(srv.db.by_addr, cand.address, ctx, now=c.now, offer=offer)
+    if name is None:
+        return True
+    out.log.append(refusal(msg, name))
+    srv.drop(out, "lease limit")
+    return False
 
 
 def _commit(srv: ServerContext, c: Client, cand: Candidate, vals: Values, out: Outcome) -> Lease:
@@ -326,7 +342,7 @@ def request(srv: ServerContext, c: Client, out: Outcome) -> None:
 
 def _ack(srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome) -> None:
     vals = srv.replies.values(c, cand.subnet, cand.pool)
-    if not _admission(srv, c, vals, msg, out):
+    if not _admission(srv, c, vals, msg, out) or not _billed(srv, c, cand, msg, out, offer=False):
         return
     lease_time = srv.replies.lease_time(c, vals)
     lease = _commit(srv, c, cand, vals, out)
@@ -490,7 +506,8 @@ def _pass_gates(
     freshly allocated address goes back to its pool and None is returned."""
     if not _failover_silent(srv, c, cand, msg, out):
         vals = srv.replies.values(c, cand.subnet, cand.pool)
-        if _admission(srv, c, vals, msg, out):
+        offer = c.mtype == codes.DHCPDISCOVER
+        if _admission(srv, c, vals, msg, out) and _billed(srv, c, cand, msg, out, offer=offer):
             return vals
     if allocated:
         srv.db.give_back(cand.address)
