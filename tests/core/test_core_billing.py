@@ -148,3 +148,38 @@ def test_lease_limit_in_subclass_parses_other_statements_do_not() -> None:
     assert [(s.key, s.lease_limit) for s in c.subclasses] == [(b"x", 1), (b"y", None)]
     with pytest.raises(ConfigError, match="invalid match in subclass"):
         parse_text('class "c" { match option host-name; }\nsubclass "c" "x" { match if true; }\n')
+
+
+def test_restart_rebills_leases_the_lease_file_says_were_billed() -> None:
+    srv = server()
+    _, out = dora(srv, 1, T0, circuit=b"eth1")
+    assert acked(out)
+    saved = [lease.copy() for lease in out.writes]
+    assert [lease.billing for lease in saved] == [("port", b"eth1")]
+    again = DhcpServer(parse_text(CONF), leases=saved)
+    assert again.ctx.billing is not None and again.ctx.billing.count(("port", b"eth1")) == 1
+    assert discover(again, 2, T0 + 10, circuit=b"eth1").drop == "lease limit"
+    # without the billing line (a lease file from before lease limit) it is not counted
+    for lease in saved:
+        lease.billing = None
+    fresh = DhcpServer(parse_text(CONF), leases=saved)
+    assert acked(dora(fresh, 2, T0 + 10, circuit=b"eth1")[1])
+
+
+def test_restore_leaves_a_lease_unbilled_when_its_class_is_full_or_gone() -> None:
+    srv = server()
+    leases = []
+    for n in (1, 2):
+        _, out = dora(srv, n, T0, circuit=b"eth2")
+        leases += [lease.copy() for lease in out.writes]
+    for lease in leases:  # both written as billed to eth1 (limit 1): the first one wins
+        lease.billing = ("port", b"eth1")
+    gone = leases[0].copy()
+    gone.address = A("10.9.0.20")
+    gone.billing = ("nosuch", None)
+    again = DhcpServer(parse_text(CONF), leases=[*leases, gone])
+    assert [lease.billing for lease in again.db.by_addr.values()] == [
+        ("port", b"eth1"),
+        None,
+        None,
+    ]

@@ -21,12 +21,12 @@ copies the lease's existing billing and never bills a class for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tandem.config.model import ClientClass, Config
 from tandem.core.expr import ExprContext, evaluate_bool, evaluate_data
-from tandem.core.lease import Lease
+from tandem.core.lease import BindingState, Lease
 
 #: A billed class: (class name, subclass key), the key None for the class itself.
 Key = tuple[str, bytes | None]
@@ -115,6 +115,25 @@ class Billing:
         """Bill a lease loaded at start (dhcpd's ``billing class`` lease-file line); False when
         the class is already full, as dhcpd's ``bill_class`` then leaves the lease unbilled."""
         return self._bill(addr, key, limit, lambda _a: True)
+
+    def limit_of(self, key: Key) -> int:
+        """The limit of a billed class as written in the lease file (0: none, or unknown)."""
+        name, sub = key
+        for lim in self._classes:
+            if lim.cls.name == name:
+                return lim.limit if sub is None else lim.sub_limits.get(sub, lim.limit)
+        return 0
+
+    def restore_all(self, leases: Iterable[Lease]) -> None:
+        """At start: bill the loaded ACTIVE leases that the lease file says were billed, in
+        file order, as dhcpd's supersede_lease does; one its class has no room for (or whose
+        class is gone) is left unbilled."""
+        for lease in leases:
+            if lease.billing is None or lease.binding_state is not BindingState.ACTIVE:
+                continue
+            limit = self.limit_of(lease.billing)
+            if not (limit and self.restore(int(lease.address), lease.billing, limit)):
+                lease.billing = None
 
     def admit(
         self,

@@ -112,6 +112,8 @@ def _commit(srv: ServerContext, c: Client, cand: Candidate, vals: Values, out: O
     vci = c.packet.options.get(codes.VENDOR_CLASS_IDENTIFIER)
     if vci:
         lease.vendor_class_identifier = vci.decode("utf-8", "replace")
+    if srv.billing is not None:  # written to the lease file (``billing class``)
+        lease.billing = srv.billing.billed_to(cand.address)
     out.writes.append(lease)
     return lease
 

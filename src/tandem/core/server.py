@@ -90,6 +90,8 @@ class DhcpServer:
         ctx.billing = Billing.build(config)
         for lease in leases:
             db.load(lease)
+        if ctx.billing is not None:
+            ctx.billing.restore_all(db.by_addr.values())
         self._pools = [p for share in topo.shares for p in share.pools]
         # Failover is given here, once the leases are loaded: the factory (the engine's
         # ``FailoverSetup``) returns a policy per relationship, and each pool with
