@@ -183,3 +183,12 @@ def test_restore_leaves_a_lease_unbilled_when_its_class_is_full_or_gone() -> Non
         None,
         None,
     ]
+
+
+def test_decline_frees_the_billing() -> None:
+    srv = server()
+    a, first = dora(srv, 1, T0, circuit=b"eth1")
+    assert acked(first) and a.address is not None
+    assert discover(srv, 2, T0 + 1, circuit=b"eth1").drop == "lease limit"
+    a.send(4, T0 + 2, requested=str(a.address), server_id=SID, giaddr=RELAY)
+    assert acked(dora(srv, 2, T0 + 3, circuit=b"eth1")[1])
