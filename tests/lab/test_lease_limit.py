@@ -20,6 +20,7 @@ from tandem.lab.scenarios import (
     RELAY_UP_ADDR,
     SERVER_ADDR,
     ip_in_range,
+    last_lease_blocks,
     seed_conf,
 )
 from tandem.lab.servers import DHCPD_KINDS, run_dhcpd_kind, run_dhcrelay
@@ -77,3 +78,13 @@ def test_second_client_on_a_port_is_refused_another_port_is_served(lab: Lab, kin
     time.sleep(2)  # the second client keeps trying; it never gets a lease
     assert all(e.address is None for e in second.events()), second.events()
     assert not any(m == second.mac() for _a, m in server.acks()), server.log()
+
+    # The billing is on disk (dhcpd's `billing subclass` line) and counts again after a restart.
+    second.stop()
+    server.stop()
+    block = last_lease_blocks(server.leases_text()).get(str(ev.address), "")
+    assert 'billing subclass "port" "eth1";' in block, block
+    again = run_dhcpd_kind(kind, srv, conf, server.leases_path)
+    third = Udhcpc(lab.add_host("third", segment="b"))
+    third.start()
+    again.wait_for_log(REFUSED.format(mac=re.escape(third.mac())), 20)
