@@ -90,6 +90,7 @@ def test_offer_does_not_bill_the_request_is_ignored_not_naked() -> None:
     assert acked(a.send(3, T0, requested=str(ya), server_id=SID, **ex))
     out = b.send(3, T0, requested=str(yb), server_id=SID, **ex)
     assert out.reply is None and out.drop == "lease limit"
+    assert len(out.log) == 1, out.log  # dhcpd: the refusal only, not the request line first
     assert out.log[-1].startswith(f"DHCPREQUEST for {yb} ({SID}) from 52:54:00:00:00:02 ")
     assert out.log[-1].endswith("(last: 'port')")
     # the billed client renews (same class, same lease): still acknowledged

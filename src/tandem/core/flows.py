@@ -81,7 +81,10 @@ def _billed(
     name = srv.billing.check(srv.db.by_addr, cand.address, ctx, now=c.now, offer=offer)
     if name is None:
         return True
-    out.log.append(refusal(msg, name))
+    if out.log and out.log[-1] == msg:
+        out.log[-1] = refusal(msg, name)  # dhcpd logs a REQUEST only once it is answered
+    else:
+        out.log.append(refusal(msg, name))
     srv.drop(out, "lease limit")
     return False
 
