@@ -54,6 +54,7 @@ EXPECTED: dict[str, Reject | None] = {
     "option-spaces.conf": ACCEPT,
     "site-options.conf": ACCEPT,
     "spawn-lease-limit.conf": ACCEPT,
+    "subclass-lease-limit.conf": ACCEPT,
     "relay-many-subnets.conf": ACCEPT,
     "lexical-oddities.conf": ACCEPT,
     "client-ids.conf": ACCEPT,

@@ -92,6 +92,7 @@ class HostB(Scope):
 class SubclassB(Scope):
     class_name: str = ""
     key: bytes = b""
+    lease_limit: int | None = None
 
 
 @dataclass(eq=False)
@@ -157,7 +158,7 @@ class Freezer:
     def client_class(self, cls: ClassB) -> ClientClass:
         chain = self.chain(cls)
         subclasses = tuple(
-            Subclass(sub.class_name, sub.key, (*chain, self.block(sub)), sub.loc)
+            Subclass(sub.class_name, sub.key, (*chain, self.block(sub)), sub.loc, sub.lease_limit)
             for sub in cls.subclasses
         )
         return ClientClass(

@@ -486,13 +486,12 @@ class DeclarationParser(HostParsing):
         if word not in ("match", "spawn", "lease"):
             return False
         cur.next()
-        if not isinstance(cls, ClassB):
-            if word != "lease":
-                raise cur.error(f"invalid {word} in subclass")
-            raise cur.error("lease limit is not allowed in a subclass")
         if word == "lease":
+            # dhcpd takes `lease limit` in a subclass too (its own limit, else the class's).
             cur.expect_word("limit", 'expecting "limit"')
             cls.lease_limit = decimal(cur, cur.next(), "lease limit")
+        elif not isinstance(cls, ClassB):
+            raise cur.error(f"invalid {word} in subclass")
         elif word == "match" and cur.take_word("if"):
             if cls.match_if is not None:
                 raise cur.error("A class may only have one 'match if' clause")

@@ -258,6 +258,7 @@ class Subclass:
     key: bytes
     chain: tuple[Block, ...] = ()
     loc: Location = NOWHERE
+    lease_limit: int | None = None  # its own `lease limit`; None: the class's
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from tandem.core.allocator import Allocator
+from tandem.core.billing import Billing
 from tandem.core.client import Client
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.pools import LeaseDB
@@ -46,6 +47,8 @@ class ServerContext:
         self.names = names
         #: rx/tx per message type and drops by reason (``DhcpServer.stats``).
         self.counters: Counter[str] = Counter()
+        #: Per-class lease billing (``lease limit``); None when no class has a limit.
+        self.billing: Billing | None = None
         #: Whether any pool has a failover policy (saves the lookup per lease otherwise).
         self.failover_enabled = False
 

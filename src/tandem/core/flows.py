@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tandem.core import codes
 from tandem.core.allocator import owned_by
+from tandem.core.billing import refusal
 from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
 from tandem.core.context import ServerContext
 from tandem.core.expr import parse_suboptions
@@ -70,6 +71,24 @@ def _admission(srv: ServerContext, c: Client, vals: Values, msg: str, out: Outco
     return True
 
 
+def _billed(
+    srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome, *, offer: bool
+) -> bool:
+    """dhcpd's per-class billing (``lease limit``, core.billing); False = refused, dropped."""
+    if srv.billing is None or cand.static:
+        return True
+    ctx = c.ectx(srv.names)
+    name = srv.billing.check(srv.db.by_addr, cand.address, ctx, now=c.now, offer=offer)
+    if name is None:
+        return True
+    if out.log and out.log[-1] == msg:
+        out.log[-1] = refusal(msg, name)  # dhcpd logs a REQUEST only once it is answered
+    else:
+        out.log.append(refusal(msg, name))
+    srv.drop(out, "lease limit")
+    return False
+
+
 def _commit(srv: ServerContext, c: Client, cand: Candidate, vals: Values, out: Outcome) -> Lease:
     """Bind the candidate to the client (ACK or BOOTREPLY) and record the write."""
     now = c.now
@@ -96,6 +115,8 @@ def _commit(srv: ServerContext, c: Client, cand: Candidate, vals: Values, out: O
     vci = c.packet.options.get(codes.VENDOR_CLASS_IDENTIFIER)
     if vci:
         lease.vendor_class_identifier = vci.decode("utf-8", "replace")
+    if srv.billing is not None:  # written to the lease file (``billing class``)
+        lease.billing = srv.billing.billed_to(cand.address)
     out.writes.append(lease)
     return lease
 
@@ -326,7 +347,7 @@ def request(srv: ServerContext, c: Client, out: Outcome) -> None:
 
 def _ack(srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome) -> None:
     vals = srv.replies.values(c, cand.subnet, cand.pool)
-    if not _admission(srv, c, vals, msg, out):
+    if not _admission(srv, c, vals, msg, out) or not _billed(srv, c, cand, msg, out, offer=False):
         return
     lease_time = srv.replies.lease_time(c, vals)
     lease = _commit(srv, c, cand, vals, out)
@@ -490,7 +511,8 @@ def _pass_gates(
     freshly allocated address goes back to its pool and None is returned."""
     if not _failover_silent(srv, c, cand, msg, out):
         vals = srv.replies.values(c, cand.subnet, cand.pool)
-        if _admission(srv, c, vals, msg, out):
+        offer = c.mtype == codes.DHCPDISCOVER
+        if _admission(srv, c, vals, msg, out) and _billed(srv, c, cand, msg, out, offer=offer):
             return vals
     if allocated:
         srv.db.give_back(cand.address)

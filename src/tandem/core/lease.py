@@ -56,6 +56,7 @@ class Lease:
     vendor_class_identifier: str | None = None
     bootp: bool = False  # a dynamic-bootp (infinite) lease
     variables: dict[str, str] = field(default_factory=dict)  # `set NAME = "VALUE";`
+    billing: tuple[str, bytes | None] | None = None  # `lease limit` class (key: subclass)
 
     def is_active(self, now: int) -> bool:
         """True while the binding is ACTIVE and not past its end."""
@@ -82,6 +83,7 @@ class Lease:
             vendor_class_identifier=self.vendor_class_identifier,
             bootp=self.bootp,
             variables=dict(self.variables),
+            billing=self.billing,
         )
 
 

@@ -31,6 +31,7 @@ from ipaddress import IPv4Interface
 from tandem.config.model import Config
 from tandem.core import codes, flows
 from tandem.core.allocator import Allocator
+from tandem.core.billing import Billing
 from tandem.core.client import Client
 from tandem.core.codes import name_table
 from tandem.core.context import ServerContext
@@ -86,8 +87,11 @@ class DhcpServer:
             names=names,
         )
         self.counters = ctx.counters
+        ctx.billing = Billing.build(config)
         for lease in leases:
             db.load(lease)
+        if ctx.billing is not None:
+            ctx.billing.restore_all(db.by_addr.values())
         self._pools = [p for share in topo.shares for p in share.pools]
         # Failover is given here, once the leases are loaded: the factory (the engine's
         # ``FailoverSetup``) returns a policy per relationship, and each pool with

@@ -36,6 +36,7 @@ from tandem.store._scan import (
     printable,
     quote,
 )
+from tandem.store.leasebilling import format_billing, read_billing
 
 __all__ = [
     "FAILOVER_STATE_NAMES",
@@ -206,6 +207,8 @@ def format_lease(lease: Lease) -> str:
         parts.append(f"\n  rewind binding state {rewind.keyword};")
     if lease.bootp:
         parts.append("\n  dynamic-bootp;")
+    if lease.billing is not None and state is BindingState.ACTIVE:  # dhcpd: while not ended
+        parts.append(format_billing(lease.billing))
     # Guards below: never write what no reader (ours, dhcpd's 17-byte hbuf) takes back.
     # None of it can come from a DHCP packet (chaddr is 16 bytes, options 255).
     if lease.hardware is not None and 0 <= lease.hardware[0] <= 255:
@@ -519,6 +522,10 @@ class LeaseFileReader:
         self._warn(at, f"{lease.address}: '{keyword}' statement skipped: tandem does not use it")
         return False
 
+    def _billing(self, lease: Lease, keyword: str, at: int) -> bool:
+        lease.billing = read_billing(self._scan)
+        return False
+
     def _class(self, lease: Lease, keyword: str, at: int) -> bool:
         self._scan.atom("a class name")
         self._scan.semi()
@@ -557,7 +564,7 @@ _LEASE_STATEMENTS: Final[dict[str, _Handler]] = {
     "ddns-fwd-name": LeaseFileReader._set,
     "ddns-rev-name": LeaseFileReader._set,
     "class": LeaseFileReader._class,
-    "billing": LeaseFileReader._skipped,
+    "billing": LeaseFileReader._billing,
     "on": LeaseFileReader._skipped,
     "option": LeaseFileReader._skipped,
     "supersede": LeaseFileReader._skipped,
