@@ -9,7 +9,7 @@ import pytest
 from fo_pcap import FAILOVER_PCAP, read_segments, reassemble
 
 from tandem.wire.failover import Message, decode_message, encode_message
-from tandem.wire.failover_codes import FoBindingStatus, MessageType, RejectReason, ServerState
+from tandem.wire.failover_codes import BindingState, MessageType, RejectReason, ServerState
 from tandem.wire.framing import FrameBuffer
 
 # reference/anchors.md "Message counts in the capture" (and tshark's dhcpfo dissector).
@@ -70,11 +70,11 @@ def test_bndupd_fields(captured: list[tuple[str, bytes]]) -> None:
     for msg in updates:
         assert msg.xid != 0
         assert msg.assigned_address in pool
-        assert msg.binding_status in set(FoBindingStatus)
+        assert msg.binding_status in set(BindingState)
         assert msg.lease_expiration is not None and msg.potential_expiration is not None
     statuses = Counter(m.binding_status for m in updates)
-    assert statuses[FoBindingStatus.FREE] > 0 and statuses[FoBindingStatus.BACKUP] > 0
-    active = [m for m in updates if m.binding_status == FoBindingStatus.ACTIVE]
+    assert statuses[BindingState.FREE] > 0 and statuses[BindingState.BACKUP] > 0
+    active = [m for m in updates if m.binding_status == BindingState.ACTIVE]
     assert active and all(m.hardware is not None for m in active)
 
 

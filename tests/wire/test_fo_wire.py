@@ -26,7 +26,7 @@ from tandem.wire.failover_build import (
     check_connectack,
 )
 from tandem.wire.failover_codes import (
-    FoBindingStatus,
+    BindingState,
     IPFlags,
     MessageType,
     OptionCode,
@@ -156,14 +156,14 @@ def test_updreqall_and_bndupd_vectors() -> None:
 
     free = decode_message(BNDUPD_FREE)
     assert free.assigned_address == IPv4Address("127.1.0.100")
-    assert free.binding_status is FoBindingStatus.FREE
+    assert free.binding_status is BindingState.FREE
     assert (free.lease_expiration, free.potential_expiration, free.stos) == (0, 0, 0)
     assert free.cltt is None and free.chaddr is None
 
     active = decode_message(BNDUPD_ACTIVE)
     assert active.xid == 0x25
     assert active.assigned_address == IPv4Address("127.1.0.110")
-    assert active.binding_status is FoBindingStatus.ACTIVE
+    assert active.binding_status is BindingState.ACTIVE
     assert active.client_identifier == h("01080027010203")
     assert active.hardware == (1, h("aabbccddeeff"))
     now = 0x6B0A47EE
@@ -174,7 +174,7 @@ def test_updreqall_and_bndupd_vectors() -> None:
         time=now,
         xid=0x25,
         address=IPv4Address("127.1.0.110"),
-        status=FoBindingStatus.ACTIVE,
+        status=BindingState.ACTIVE,
         client_identifier=h("01080027010203"),
         chaddr=h("01aabbccddeeff"),
         ends=now + 300,
@@ -344,7 +344,7 @@ def test_encoder_refuses_what_isc_cannot_take() -> None:
             time=0,
             xid=0,
             address=ip,
-            status=FoBindingStatus.FREE,
+            status=BindingState.FREE,
             ends=0,
             potential_expiration=0,
             stos=0,
@@ -356,7 +356,7 @@ def test_encoder_refuses_what_isc_cannot_take() -> None:
 def test_bndupd_optional_fields_follow_isc_order() -> None:
     ip = IPv4Address("10.0.0.1")
     built = build_bndupd(
-        time=5, xid=7, address=ip, status=FoBindingStatus.ACTIVE, ends=9, potential_expiration=10,
+        time=5, xid=7, address=ip, status=BindingState.ACTIVE, ends=9, potential_expiration=10,
         stos=4, chaddr=b"\x01abcdef", cltt=4, ip_flags=IPFlags.BOOTP,
     )  # fmt: skip
     assert list(built.options) == [2, 3, 5, 13, 18, 25, 6, 12]

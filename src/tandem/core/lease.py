@@ -9,31 +9,12 @@ set" (dhcpd writes no such line). ``ends`` of ``None`` on an ACTIVE lease means 
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from tandem.wire.failover_codes import BindingState
 
-class BindingState(enum.IntEnum):
-    """Binding states with the numbers the failover protocol puts on the wire (draft-12 §8)."""
-
-    FREE = 1
-    ACTIVE = 2
-    EXPIRED = 3
-    RELEASED = 4
-    ABANDONED = 5
-    RESET = 6
-    BACKUP = 7
-
-    @property
-    def keyword(self) -> str:
-        """The word dhcpd writes in ``binding state WORD;``."""
-        return self.name.lower()
-
-    @classmethod
-    def from_keyword(cls, word: str) -> BindingState:
-        """Parse the word of ``binding state WORD;`` (raises KeyError on an unknown word)."""
-        return cls[word.upper()]
+__all__ = ["BindingState", "FailoverStateRecord", "Lease"]
 
 
 @dataclass(slots=True, eq=True)

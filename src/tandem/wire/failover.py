@@ -35,7 +35,7 @@ from ipaddress import IPv4Address
 
 from tandem.wire.errors import WireError
 from tandem.wire.failover_codes import (
-    FoBindingStatus,
+    BindingState,
     IPFlags,
     MessageType,
     OptionCode,
@@ -115,7 +115,7 @@ OPTION_SPECS: dict[int, OptionSpec] = {
     for spec in (
         OptionSpec(OptionCode.ADDRESSES_TRANSFERRED, "addresses-transferred", Kind.U32),
         OptionSpec(OptionCode.ASSIGNED_IP_ADDRESS, "assigned-IP-address", Kind.IPV4),
-        OptionSpec(OptionCode.BINDING_STATUS, "binding-status", Kind.U8, FoBindingStatus),
+        OptionSpec(OptionCode.BINDING_STATUS, "binding-status", Kind.U8, BindingState),
         OptionSpec(OptionCode.CLIENT_IDENTIFIER, "client-identifier", Kind.BYTES),
         OptionSpec(OptionCode.CLIENT_HARDWARE_ADDRESS, "client-hardware-address", Kind.BYTES),
         OptionSpec(OptionCode.CLTT, "client-last-transaction-time", Kind.U32),
@@ -337,7 +337,7 @@ class Message:
 
     @property
     def binding_status(self) -> int | None:
-        """FoBindingStatus, or the raw number if out of range."""
+        """BindingState, or the raw number if out of range."""
         return self._int(OptionCode.BINDING_STATUS)
 
     @property

@@ -19,7 +19,7 @@ from tandem.wire.failover import (
     OptionValue,
 )
 from tandem.wire.failover_codes import (
-    FoBindingStatus,
+    BindingState,
     IPFlags,
     MessageType,
     OptionCode,
@@ -125,7 +125,7 @@ def build_bndupd(
     time: int,
     xid: int,
     address: IPv4Address,
-    status: FoBindingStatus,
+    status: BindingState,
     ends: int,
     potential_expiration: int,
     stos: int,

@@ -115,8 +115,9 @@ class ServerState(enum.IntEnum):
         return self.name.lower().replace("_", "-")
 
 
-class FoBindingStatus(enum.IntEnum):
-    """binding-status values (draft-12 §12.3); same numbers as core.lease.BindingState."""
+class BindingState(enum.IntEnum):
+    """Binding states (draft-12 §8; binding-status, §12.3): the one vocabulary of them, the wire's
+    numbers and the lease file's words (``core.lease`` uses it for ``Lease.binding_state``)."""
 
     FREE = 1
     ACTIVE = 2
@@ -125,6 +126,16 @@ class FoBindingStatus(enum.IntEnum):
     ABANDONED = 5
     RESET = 6
     BACKUP = 7
+
+    @property
+    def keyword(self) -> str:
+        """The word dhcpd writes in ``binding state WORD;``."""
+        return self.name.lower()
+
+    @classmethod
+    def from_keyword(cls, word: str) -> BindingState:
+        """Parse the word of ``binding state WORD;`` (raises KeyError on an unknown word)."""
+        return cls[word.upper()]
 
 
 class ServerFlags(enum.IntFlag):

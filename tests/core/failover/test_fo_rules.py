@@ -25,7 +25,7 @@ from tandem.wire.failover_build import (
     build_bndack,
     build_bndupd,
 )
-from tandem.wire.failover_codes import FoBindingStatus, IPFlags, RejectReason
+from tandem.wire.failover_codes import IPFlags, RejectReason
 from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
 
 B = BindingState
@@ -192,7 +192,7 @@ def test_fast_bndupd_bytes_equal_the_generic_builder() -> None:
     )  # fmt: skip
     slow = encode_message(
         build_bndupd(
-            time=NOW, xid=0x25, address=IPv4Address("127.1.0.110"), status=FoBindingStatus.ACTIVE,
+            time=NOW, xid=0x25, address=IPv4Address("127.1.0.110"), status=BindingState.ACTIVE,
             ends=NOW + 300, potential_expiration=NOW + 3750, stos=NOW,
             client_identifier=bytes.fromhex("01080027010203"),
             chaddr=bytes.fromhex("01aabbccddeeff"), cltt=NOW,
@@ -205,7 +205,7 @@ def test_fast_bndupd_bytes_equal_the_generic_builder() -> None:
     )  # fmt: skip
     assert flagged == encode_message(
         build_bndupd(
-            time=NOW, xid=1, address=IPv4Address(1), status=FoBindingStatus.BACKUP, ends=0,
+            time=NOW, xid=1, address=IPv4Address(1), status=BindingState.BACKUP, ends=0,
             potential_expiration=0, stos=0, ip_flags=IPFlags.BOOTP,
         )
     )  # fmt: skip
