@@ -40,6 +40,8 @@ from tandem.core import codes
 from tandem.core.client import Client
 from tandem.core.context import ServerContext
 from tandem.core.lease import BindingState, Lease
+from tandem.core.replies import chaddr16
+from tandem.core.reply import CLIENT_PORT, SERVER_PORT
 from tandem.core.scope import Values, execute
 from tandem.core.types import Outcome, Reply
 from tandem.wire.dhcp import Packet
@@ -50,14 +52,7 @@ MAX_TIME = 0x7FFFFFFF
 MAX_ASSOCIATED = 40
 CLIENT_LAST_TRANSACTION_TIME = 91
 LOOPBACK = IPv4Address("127.0.0.1")
-SERVER_PORT = 67
-CLIENT_PORT = 68
 
-_TYPE_NAMES = {
-    codes.DHCPLEASEUNASSIGNED: "DHCPLEASEUNASSIGNED",
-    codes.DHCPLEASEUNKNOWN: "DHCPLEASEUNKNOWN",
-    codes.DHCPLEASEACTIVE: "DHCPLEASEACTIVE",
-}
 #: cons_options' fixed order (options present only), then the rest by code.
 _FIRST = (53, 54, 51, 58, 59, 56, 50, 92, 1, 3, 6, 12, 81)
 
@@ -213,7 +208,7 @@ def leasequery(srv: ServerContext, c: Client, out: Outcome) -> None:
         p.yiaddr,
         p.siaddr,
         p.giaddr,
-        bytes(chaddr).ljust(16, b"\x00")[:16],
+        chaddr16(chaddr),
         p.sname,
         p.file,
         _ordered(opts),
@@ -222,4 +217,4 @@ def leasequery(srv: ServerContext, c: Client, out: Outcome) -> None:
     out.reply = Reply(reply, p.giaddr, port, None, c.meta.interface, sid)
     out.log.append(msg)
     n = len(associated)
-    out.log.append(f"{_TYPE_NAMES[mtype]} to {p.giaddr} for {what} ({n} associated IPs)")
+    out.log.append(f"{codes.MESSAGE_NAMES[mtype]} to {p.giaddr} for {what} ({n} associated IPs)")

@@ -26,7 +26,7 @@ from tandem.wire.dhcp import Packet, ipv4
 _CACHE_MAX = 1024
 
 
-def _chaddr16(chaddr: bytes) -> bytes:
+def chaddr16(chaddr: bytes) -> bytes:
     """The 16-octet chaddr field (decoded packets already carry exactly that)."""
     if type(chaddr) is bytes and len(chaddr) == 16:
         return chaddr
@@ -214,7 +214,7 @@ class ReplyBuilder:
             yiaddr,
             plan.siaddr,
             p.giaddr,
-            _chaddr16(p.chaddr),
+            chaddr16(p.chaddr),
             plan.sname,
             plan.file,
             opts,
@@ -256,7 +256,7 @@ class ReplyBuilder:
             yiaddr=ZERO,
             siaddr=ZERO,
             giaddr=p.giaddr,
-            chaddr=_chaddr16(p.chaddr),
+            chaddr=chaddr16(p.chaddr),
             sname=bytes(64),
             file=bytes(128),
             options=opts,
