@@ -148,6 +148,12 @@ def _release(srv: ServerContext, lease: Lease, now: int, out: Outcome) -> None:
         out.writes.append(lease)
 
 
+def operator_release(srv: ServerContext, lease: Lease, now: int, out: Outcome) -> None:
+    """The operator ends a binding (``lease4-del``; dhcpd's OMAPI ``state`` = free): the same
+    change a DHCPRELEASE makes, so a failover pool's lease goes RELEASED and on to the peer."""
+    _release(srv, lease, now, out)
+
+
 # --- failover gates (dhcpd's FAILOVER_PROTOCOL blocks in dhcp.c / bootp.c) ----------------
 
 

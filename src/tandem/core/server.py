@@ -37,7 +37,7 @@ from tandem.core.codes import name_table
 from tandem.core.context import ServerContext
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.flood import NewLeaseGate, NewLeaseLimit
-from tandem.core.lease import Lease
+from tandem.core.lease import BindingState, Lease
 from tandem.core.pools import LeaseDB, PoolState
 from tandem.core.replies import ReplyBuilder
 from tandem.core.reply import DEFAULT_LEASE_TIME, MAX_LEASE_TIME
@@ -50,7 +50,21 @@ from tandem.wire.dhcp import Packet
 #: order), by relationship name: ``tandem.core.failover.engine.FailoverSetup``.
 FailoverFactory = Callable[[LeaseDB, Sequence[PoolState]], Mapping[str, PoolFailover]]
 
-__all__ = ["DEFAULT_LEASE_TIME", "MAX_LEASE_TIME", "DhcpServer", "Outcome", "Reply", "RxMeta"]
+__all__ = [
+    "BOUND_STATES",
+    "DEFAULT_LEASE_TIME",
+    "MAX_LEASE_TIME",
+    "DhcpServer",
+    "Outcome",
+    "Reply",
+    "RxMeta",
+]
+
+#: The states in which an address holds a binding (a lease a client has or had): what the
+#: command layer lists and deletes. FREE and BACKUP addresses are the pools' stock.
+BOUND_STATES = frozenset(
+    {BindingState.ACTIVE, BindingState.EXPIRED, BindingState.RELEASED, BindingState.ABANDONED}
+)
 
 FREE_COUNT_PERIOD = 5  # seconds between exact free counts while the new-lease gate is on
 
@@ -146,6 +160,30 @@ class DhcpServer:
         if out.reply is not None:
             rt = out.reply.packet.options.get(codes.MESSAGE_TYPE)
             self.counters[codes.TX_COUNTERS.get(rt[0] if rt else 0, "tx.BOOTREPLY")] += 1
+        return out
+
+    def delete_lease(self, addr: int, now: int) -> Outcome:
+        """The operator's delete (``lease4-del``): end the binding of ``addr`` as a DHCPRELEASE
+        would (FREE; in a failover pool RELEASED, with a BNDUPD to the partner).
+
+        dhcpd has no OMAPI delete for leases; its operators set the lease's ``state`` to free,
+        which supersedes it like any other change. The caller makes ``writes`` durable before
+        it answers, as for a packet. ``drop`` is set when ``addr`` holds no binding.
+        """
+        out = Outcome()
+        lease = self.db.by_addr.get(addr)
+        if lease is None or lease.binding_state not in BOUND_STATES:
+            out.drop = "no such lease"
+            return out
+        old = lease.binding_state.keyword
+        flows.operator_release(self.ctx, lease, now, out)
+        out.log.append(
+            f"lease {lease.address} state changed from {old} to {lease.binding_state.keyword}"
+        )
+        if self.failover_enabled:
+            fo = self.ctx.failover_of(addr)
+            if fo is not None:
+                fo.changed(lease, now)
         return out
 
     def tick(self, now: int) -> list[Lease]:

@@ -20,10 +20,15 @@ from tandem.core.failover.rules import own_free_state
 from tandem.core.lease import BindingState, Lease
 
 if TYPE_CHECKING:
-    from tandem.config.model import FailoverPeer
+    from tandem.config.model import FailoverPeer, Pool
     from tandem.core.pools import LeaseDB, PoolState
 
 B = BindingState
+
+
+def ranges_text(pool: Pool) -> str:
+    """A pool's ranges as a person writes them: ``192.0.2.100-192.0.2.200`` (comma-joined)."""
+    return ",".join(f"{r.low}-{r.high}" for r in pool.ranges)
 
 
 @dataclass(slots=True)
@@ -92,9 +97,15 @@ class PoolBalance:
             return False
         return (pc.backup if self.role == "primary" else pc.free) > 0
 
-    def summary(self) -> list[dict[str, int]]:
+    def summary(self) -> list[dict[str, int | str]]:
         return [
-            {"pool": pc.ident, "total": pc.pool.size, "free": pc.free, "backup": pc.backup}
+            {
+                "pool": pc.ident,
+                "ranges": ranges_text(pc.pool.model),
+                "total": pc.pool.size,
+                "free": pc.free,
+                "backup": pc.backup,
+            }
             for pc in self.counts.values()
         ]
 

@@ -209,6 +209,8 @@ class FailoverEngine:
             "partner_stos": self.partner_stos,
             "service_state": m.service_state.value,
             "link": self.link.state,
+            "last_contact": self.link.last_contact,
+            "clock_skew": self.link.clock_skew,
             "mclt": m.mclt,
             "unacked_updates": len(self.leases.inflight),
             "queued_updates": len(self.leases.queue) + len(self.leases.staged),

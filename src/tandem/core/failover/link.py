@@ -53,6 +53,8 @@ class Link:
         self._last_tx = now
         self._deadline: int | None = None
         self._skew: int | None = None  # max over this link of (peer's header time - ours)
+        #: When the peer's last message arrived (any link; None: never), for operators.
+        self.last_contact: int | None = None
 
     # --- the connection ----------------------------------------------------------------
 
@@ -90,7 +92,7 @@ class Link:
         self.frames.feed(data)
         frames = self.frames.drain()
         if frames:
-            self._last_rx = now
+            self._last_rx = self.last_contact = now
         return frames
 
     def take(self, now: int) -> bytes:
@@ -159,6 +161,12 @@ class Link:
             seen = int.from_bytes(frame[4:8], "big") - now
             if self._skew is None or seen > self._skew:
                 self._skew = seen
+
+    @property
+    def clock_skew(self) -> int | None:
+        """The estimate of (peer's clock - ours) in seconds on this link; None before any
+        message."""
+        return self._skew
 
     @property
     def peer_offset(self) -> int:
