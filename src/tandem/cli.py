@@ -3,7 +3,8 @@
 dhcpd style::
 
     tandem [-4] [-f] [-d] [-q] [-t|-T] [-p PORT] [-cf FILE] [-lf FILE] [-pf FILE]
-           [-ctl FILE] [--no-pid] [-user USER] [-group GROUP] [-chroot DIR] [IFACE...]
+           [-ctl FILE] [--no-pid] [-user USER] [-group GROUP] [-chroot DIR]
+           [--http ADDR:PORT|off] [--http-token-file FILE] [IFACE...]
 
 Subcommands::
 
@@ -14,18 +15,31 @@ Subcommands::
     tandem partner-down NAME [--control FILE]
 
 The control socket defaults to the pid file's name with ``.ctl`` (``/run/tandem.ctl``); the
-``status`` and ``partner-down`` commands accept ``-pf``/``--pid`` to find it the same way.
+``status`` and ``partner-down`` commands accept ``-pf``/``--pid`` to find it the same way. Both
+are clients of the command layer (tandem.io.commands): ``status-get`` and ``failover-get``,
+``failover-partner-down``. The HTTP API (``--http``, default 127.0.0.1:8067) serves the same
+commands (tandem.io.http_api).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 from tandem import __version__
+from tandem.io.command_views import format_status
 from tandem.io.control import ControlUnavailable, request
 from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
-from tandem.io.runtime import Options, banner, load_config, read_leases, say, serve
+from tandem.io.runtime import (
+    Options,
+    banner,
+    http_address,
+    load_config,
+    read_leases,
+    say,
+    serve,
+)
 from tandem.store.leasefile import LeaseFileContents, parse_leases
 
 __all__ = ["Options", "UsageError", "main", "parse_args"]
@@ -33,9 +47,11 @@ __all__ = ["Options", "UsageError", "main", "parse_args"]
 USAGE = """\
 Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lease-file]
               [-pf pid-file] [-ctl control-socket] [--no-pid]
-              [-user user] [-group group] [-chroot dir] [if0 [...ifN]]
+              [-user user] [-group group] [-chroot dir]
+              [--http ADDR:PORT|off] [--http-token-file FILE] [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
-                    [--control FILE] [-d] [if0 ...]
+                    [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
+                    [-d] [if0 ...]
        tandem check [CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
@@ -87,6 +103,7 @@ def parse_args(argv: list[str]) -> Options:
             "-chroot",
             "-tf",
             "-play",
+            *_HTTP_OPTIONS,
         ):
             value = next(it, None)
             if value is None:
@@ -109,6 +126,8 @@ def parse_args(argv: list[str]) -> Options:
                 opts.group = value
             elif arg == "-chroot":
                 opts.chroot = value
+            elif arg in _HTTP_OPTIONS:
+                _set_http(opts, arg, value)
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -119,6 +138,21 @@ def parse_args(argv: list[str]) -> Options:
 
 
 _LIMIT_OPTIONS = ("--reserve", "--reserve-rate")
+_HTTP_OPTIONS = ("--http", "--http-token-file")
+
+
+def _set_http(opts: Options, arg: str, value: str) -> None:
+    """``--http ADDR:PORT`` / ``--http off``, ``--http-token-file FILE``."""
+    if arg == "--http-token-file":
+        opts.http_token_file = value
+    elif value == "off":
+        opts.http = None
+    else:
+        try:
+            http_address(value)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        opts.http = value
 
 
 def _set_limit(opts: Options, arg: str, value: str) -> None:
@@ -154,11 +188,14 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
     it = iter(args)
     positional: list[str] = []
     for arg in it:
-        if arg in _LIMIT_OPTIONS:
+        if arg in _LIMIT_OPTIONS or arg in _HTTP_OPTIONS:
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")
-            _set_limit(opts, arg, value)
+            if arg in _HTTP_OPTIONS:
+                _set_http(opts, arg, value)
+            else:
+                _set_limit(opts, arg, value)
         elif arg in ("--config", "--leases", "--pid", "--port", "--control", "-ctl", "-pf"):
             value = next(it, None)
             if value is None:
@@ -259,44 +296,54 @@ def _ask(opts: Options, req: dict[str, object]) -> dict[str, object] | None:
     return result if isinstance(result, dict) else {"result": result}
 
 
+def _command(opts: Options, name: str, arguments: dict[str, object] | None = None) -> object:
+    """One command-layer request over the control socket: its ``arguments``, or None after
+    printing why it failed (result 1 or 2)."""
+    req: dict[str, object] = {"command": name}
+    if arguments:
+        req["arguments"] = arguments
+    try:
+        answer = request(opts.control_path, req)
+    except ControlUnavailable as exc:
+        print(f"tandem: {exc}", file=sys.stderr)
+        return None
+    result = answer.get("result")
+    if result not in (0, 3):
+        text = answer.get("text") or answer.get("error") or "the server refused the request"
+        print(f"tandem: {text}", file=sys.stderr)
+        return None
+    return answer.get("arguments", {})
+
+
 def status(opts: Options) -> int:
-    """``tandem status``: failover states, pool counts and counters of a running server."""
-    result = _ask(opts, {"command": "status"})
-    if result is None:
-        return 1
+    """``tandem status``: failover states, pool counts and counters of a running server.
+
+    ``--json`` prints the control socket's original ``status`` object (scripts read it).
+    """
     if opts.json:
+        result = _ask(opts, {"command": "status"})
+        if result is None:
+            return 1
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
         return 0
-    print(f"tandem {result.get('version')} pid {result.get('pid')} up {result.get('uptime')} s")
-    failover = result.get("failover")
-    if isinstance(failover, dict):
-        for name, info in sorted(failover.items()):
-            print(f"failover peer {name}:")
-            _print_tree(info, "  ")
-    for key in ("dhcp", "server"):
-        print(f"{key}:")
-        _print_tree(result.get(key), "  ")
+    got = _command(opts, "status-get")
+    if not isinstance(got, dict):
+        return 1
+    failover = _command(opts, "failover-get")
+    if failover is None:
+        return 1
+    rels = failover.get("relationships", []) if isinstance(failover, dict) else []
+    print(format_status(got, rels if isinstance(rels, list) else [], int(time.time())))
     return 0
-
-
-def _print_tree(value: object, indent: str) -> None:
-    if not isinstance(value, dict):
-        print(f"{indent}{value}")
-        return
-    for key, item in sorted(value.items(), key=lambda kv: str(kv[0])):
-        if isinstance(item, dict):
-            print(f"{indent}{key}:")
-            _print_tree(item, indent + "  ")
-        else:
-            print(f"{indent}{key}: {item}")
 
 
 def partner_down(opts: Options) -> int:
     """``tandem partner-down NAME``: tell a running server its partner is down."""
-    result = _ask(opts, {"command": "partner-down", "name": opts.peer_name})
-    if result is None:
+    got = _command(opts, "failover-partner-down", {"name": opts.peer_name})
+    if got is None:
         return 1
-    state = result.get("my_state", result.get("state", "?"))
+    local = got.get("local") if isinstance(got, dict) else None
+    state = local.get("state", "?") if isinstance(local, dict) else "?"
     print(f"failover peer {opts.peer_name}: partner-down requested; my state is now {state}")
     return 0
 

@@ -117,6 +117,12 @@ class LiveServer:
                 "partner-down": self._pd,
                 "boom": lambda req: 1 // 0,
             },
+            {
+                "status-get": self._status_get,
+                "failover-get": self._failover_get,
+                "failover-partner-down": self._fo_pd,
+                "slow-get": self._slow,
+            },
         )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -126,6 +132,46 @@ class LiveServer:
             raise ControlError(f"no failover peer named {name!r}")
         self.partner_down.append(name)
         return {"my_state": "partner-down"}
+
+    # Command-layer commands (Kea envelope, answered by a coroutine).
+
+    async def _status_get(self, req: dict[str, object]) -> dict[str, object]:
+        args = {"pid": 42, "uptime": 5, "version": "t", "build": "pure", "config-file": "c"}
+        return {"result": 0, "text": "", "arguments": args}
+
+    async def _failover_get(self, req: dict[str, object]) -> dict[str, object]:
+        rel = {
+            "name": "fo",
+            "role": "primary",
+            "link": "up",
+            "local": {"state": "normal", "since": 1_700_000_000},
+            "partner": {"state": "normal", "since": 1_700_000_000},
+            "last-contact-age": 1,
+            "clock-skew": 0,
+            "queued-updates": 0,
+            "unacked-updates": 0,
+            "pools": [
+                {
+                    "pool": "192.0.2.0/24 192.0.2.100-192.0.2.200",
+                    "free": 1,
+                    "backup": 2,
+                    "total": 101,
+                }
+            ],
+        }
+        return {"result": 0, "text": "1", "arguments": {"relationships": [rel]}}
+
+    async def _fo_pd(self, req: dict[str, object]) -> dict[str, object]:
+        args = req.get("arguments")
+        name = args.get("name") if isinstance(args, dict) else None
+        if name != "fo":
+            return {"result": 1, "text": f"no failover peer named {name!r} (configured: ['fo'])"}
+        self.partner_down.append(name)
+        return {"result": 0, "text": "ok", "arguments": {"local": {"state": "partner-down"}}}
+
+    async def _slow(self, req: dict[str, object]) -> dict[str, object]:
+        await asyncio.sleep(0.2)
+        return {"result": 0, "text": "slow"}
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -233,11 +279,27 @@ def test_cli_commands_against_a_live_server(
     out = json.loads(capsys.readouterr().out)
     assert out["failover"]["fo"]["my_state"] == "normal"
     assert main(["status", "--control", live.path]) == 0
-    assert "failover peer fo:" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "tandem t pid 42 up 5 s" in text
+    assert "failover peer fo (primary): link up" in text
+    assert "me      normal since 2023-11-14 22:13:20 UTC" in text
+    assert "pool 192.0.2.0/24 192.0.2.100-192.0.2.200: free 1, backup 2 of 101" in text
     assert main(["partner-down", "fo", "--control", live.path]) == 0
     assert "partner-down" in capsys.readouterr().out
     assert main(["partner-down", "nope", "--control", live.path]) == 1
     assert "no failover peer named 'nope'" in capsys.readouterr().err
+
+
+def test_answers_that_wait_keep_the_order_of_the_requests(live: LiveServer) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(live.path)
+        s.sendall(b'{"command": "slow-get"}\n{"command": "status"}\n{"command": "slow-get"}\n')
+        reader = s.makefile("rb")
+        answers = [json.loads(reader.readline()) for _ in range(3)]
+    assert answers[0] == {"result": 0, "text": "slow"}
+    assert answers[1]["ok"] is True
+    assert answers[2] == {"result": 0, "text": "slow"}
 
 
 def test_an_oversized_line_gets_one_error_and_the_connection_ends(live: LiveServer) -> None:

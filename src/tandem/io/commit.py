@@ -30,7 +30,9 @@ every hand-off of the GIL between the two threads is a context switch on the ser
 Before ``start`` (tests, benches, shutdown) every sync is inline.
 
 Public API: ``start``, ``close``, ``defer``, ``after_durable``, ``flush``, ``compact``, the
-``syncing`` property, and the counters ``commits``, ``failures`` and ``withheld``.
+``syncing`` property, the counters ``commits``, ``failures`` and ``withheld``, and
+``sync_times``: how long each committed chunk took to write and sync (one observation per
+chunk, not per lease; ``GET /metrics`` shows it as ``tandem_lease_commit_seconds``).
 """
 
 from __future__ import annotations
@@ -39,13 +41,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from tandem.core.lease import Lease
 from tandem.store.journal import JournalError, LeaseJournal, PendingChunk
 
-__all__ = ["INLINE_SYNC_MAX", "RETRY_AFTER", "Action", "GroupCommit"]
+__all__ = ["COMMIT_BUCKETS", "INLINE_SYNC_MAX", "RETRY_AFTER", "Action", "GroupCommit", "SyncTimes"]
 
 #: A commit runs on the event loop itself, no worker hand-off, while the last sync took less
 #: than this (see ``flush`` and the module docstring). Measured: DHCP batches, see above;
@@ -61,6 +64,40 @@ log = logging.getLogger("tandem")
 
 #: Something to run once the records appended before it are durable (a reply, a link's send).
 Action = Callable[[], None]
+
+#: Upper bounds (seconds) of the commit-latency histogram's buckets: a fast disk syncs in
+#: 0.1-3 ms (``INLINE_SYNC_MAX``), an SD card or a loaded array in tens to hundreds.
+COMMIT_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class SyncTimes:
+    """A histogram of chunk write+sync times: per-bucket counts (the last one is +Inf), their
+    sum and number. Observed once per committed chunk; read by the metrics collector."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(COMMIT_BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(COMMIT_BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
 
 
 class GroupCommit:
@@ -78,6 +115,8 @@ class GroupCommit:
         self.failures = 0
         #: Actions dropped because the chunk they waited for failed.
         self.withheld = 0
+        #: Write+sync time of every committed chunk.
+        self.sync_times = SyncTimes()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sync_worker = ThreadPoolExecutor(1, thread_name_prefix="tandem-fsync")
         self._syncing = False
@@ -190,6 +229,7 @@ class GroupCommit:
         self._syncing = False
         if error is None:
             self.commits += 1
+            self.sync_times.observe(self._last_sync)
             self._run_group(group)
         else:
             # Nothing in this chunk may be called durable: its replies are not sent (clients

@@ -7,6 +7,11 @@ access control from the kernel. One request per line, one JSON answer per line::
     {"command": "status"}
     {"command": "partner-down", "name": "failover-example"}
 
+The same socket answers the command layer's Kea-style commands (tandem.io.commands:
+``{"command": "status-get"}``, ``lease4-get``, ``failover-get``, ...) in Kea's envelope; the two
+original commands above keep their ``{"ok": ..., "result": ...}`` answers for scripts. Only
+root can reach the socket, so every command, writes included, is allowed here.
+
 Hostile input is cheap to refuse: a request line is at most ``MAX_REQUEST`` bytes (longer
 input gets an error and the connection is closed), nesting deeper than ``MAX_DEPTH`` is
 refused by a linear pre-scan *before* ``json.loads`` runs (CVE-2026-3608 class: a deeply
@@ -22,12 +27,13 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_REQUEST",
+    "AsyncHandler",
     "ControlError",
     "ControlServer",
     "ControlUnavailable",
@@ -44,6 +50,9 @@ MAX_CLIENTS: Final = 8
 MAX_RESPONSE: Final = 16 << 20  # what the client accepts back (status of a big server)
 
 Handler = Callable[[dict[str, object]], object]
+#: A command of the command layer: answers (later) with a whole Kea envelope.
+AsyncHandler = Callable[[dict[str, object]], Awaitable[dict[str, object]]]
+Answer = dict[str, object] | Awaitable[dict[str, object]]
 
 
 class ControlError(Exception):
@@ -121,6 +130,7 @@ class _ControlConn(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
+        self.busy: asyncio.Future[dict[str, object]] | None = None  # an answer in progress
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -138,10 +148,14 @@ class _ControlConn(asyncio.Protocol):
         The newline is looked for only within the first MAX_REQUEST + 1 bytes, so the buffer
         never holds more than that plus one read, however long the line the client sends.
         """
+        self.buf += data
+        self._pump()
+
+    def _pump(self) -> None:
+        """Answer the complete lines buffered, in order; one pending answer at a time."""
         transport = self.transport
         assert transport is not None
-        self.buf += data
-        while not transport.is_closing():
+        while not transport.is_closing() and self.busy is None:
             end = self.buf.find(b"\n", 0, MAX_REQUEST + 1)
             if end < 0:
                 if len(self.buf) > MAX_REQUEST:
@@ -154,7 +168,31 @@ class _ControlConn(asyncio.Protocol):
                 return
             line = bytes(self.buf[:end])
             del self.buf[: end + 1]
-            transport.write(_encode(self.server.dispatch(line)))
+            answer = self.server.dispatch(line)
+            if isinstance(answer, dict):
+                transport.write(_encode(answer))
+                continue
+            # A command that waits (lease4-del: for its commit): read nothing more until it
+            # has answered, so answers keep the order of the requests.
+            self.busy = asyncio.ensure_future(answer)
+            transport.pause_reading()
+            self.busy.add_done_callback(self._answered)
+
+    def _answered(self, task: asyncio.Future[dict[str, object]]) -> None:
+        self.busy = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if task.cancelled():
+            answer: dict[str, object] = {"result": 1, "text": "cancelled (server stopping)"}
+        elif task.exception() is not None:
+            exc = task.exception()
+            answer = {"result": 1, "text": f"internal error: {type(exc).__name__}: {exc}"}
+        else:
+            answer = task.result()
+        transport.write(_encode(answer))
+        transport.resume_reading()
+        self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.clients.discard(self)
@@ -163,9 +201,15 @@ class _ControlConn(asyncio.Protocol):
 class ControlServer:
     """Serves the control socket at ``path`` with ``handlers`` (command name -> callable)."""
 
-    def __init__(self, path: str, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self,
+        path: str,
+        handlers: Mapping[str, Handler],
+        commands: Mapping[str, AsyncHandler] | None = None,
+    ) -> None:
         self.path = path
         self.handlers = dict(handlers)
+        self.commands = dict(commands or {})
         self.clients: set[_ControlConn] = set()
         self.refused = 0
         self.requests = 0
@@ -173,15 +217,18 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
         self._inode: tuple[int, int] | None = None
 
-    def dispatch(self, line: bytes) -> dict[str, object]:
-        """Answer one request line (never raises)."""
+    def dispatch(self, line: bytes) -> Answer:
+        """Answer one request line (never raises); a command-layer command answers later."""
         self.requests += 1
         try:
             req = parse_request(line.rstrip(b"\r"))
             command = str(req["command"])
             handler = self.handlers.get(command)
             if handler is None:
-                known = ", ".join(sorted(self.handlers))
+                later = self.commands.get(command)
+                if later is not None:
+                    return later(req)
+                known = ", ".join(sorted([*self.handlers, *self.commands]))
                 raise ControlError(f"unknown command {command!r} (known: {known})")
             return {"ok": True, "result": handler(req)}
         except ControlError as exc:

@@ -17,8 +17,10 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 
 from tandem import BUILD, __version__
 from tandem.config import ConfigError, load
@@ -26,6 +28,7 @@ from tandem.config.model import Config, Param
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
+from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
@@ -45,9 +48,13 @@ from tandem.io.privileges import (
 from tandem.store.journal import LeaseJournal
 from tandem.store.leasefile import LeaseFileContents, LeaseFileError
 
+if TYPE_CHECKING:
+    from tandem.io.http_api import HttpApi
+
 DEFAULT_CONF = "/etc/dhcp/dhcpd.conf"
 DEFAULT_LEASES = "/var/lib/dhcp/dhcpd.leases"
 DEFAULT_PID = "/run/tandem.pid"
+DEFAULT_HTTP = "127.0.0.1:8067"  # the command API and /metrics (tandem.io.http_api)
 REWRITE_PERIOD = 3600  # seconds between lease-file compactions, as dhcpd
 STATS_MAX_AGE = 1.0  # seconds a ``status`` answer may reuse the lease counts (_server_stats)
 
@@ -76,6 +83,8 @@ class Options:
     user: str | None = None  # -user: drop to this user once root's work is done
     group: str | None = None  # -group (default: the user's primary group)
     chroot: str | None = None  # -chroot: after the config is read (tandem.io.privileges)
+    http: str | None = DEFAULT_HTTP  # --http ADDR:PORT (None: --http off); tandem.io.http_api
+    http_token_file: str | None = None  # --http-token-file: bearer token, writes allowed
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:
@@ -85,6 +94,53 @@ class Options:
     @property
     def control_path(self) -> str:
         return self.control or control_path_for(self.pid)
+
+
+def http_address(value: str) -> tuple[str, int]:
+    """``--http ADDR:PORT`` -> (IPv4 address, port); ValueError with the fix otherwise."""
+    host, sep, port = value.rpartition(":")
+    try:
+        IPv4Address(host)
+    except ValueError:
+        sep = ""
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--http {value!r}: give ADDR:PORT (e.g. 127.0.0.1:8067) or off")
+    return host, int(port)
+
+
+@dataclass
+class HttpSetup:
+    """What ``--http`` asked for, checked before the chroot (the token file is read there)."""
+
+    host: str
+    port: int
+    token: str | None
+    api: type[HttpApi]  # tandem.io.http_api.HttpApi, imported before the chroot
+
+
+def prepare_http(opts: Options) -> HttpSetup | None:
+    """Check ``--http``/``--http-token-file`` and load the HTTP modules (before a chroot,
+    which may not hold them). None when off; HttpError says what is wrong."""
+    if opts.http is None:
+        return None
+    # aiohttp and prometheus-client: imported only when serving HTTP, and before a chroot.
+    from tandem.io import http_api  # noqa: PLC0415
+
+    host, port = http_address(opts.http)
+    token = http_api.read_token(opts.http_token_file) if opts.http_token_file else None
+    http_api.check_listen(host, token)
+    return HttpSetup(host, port, token, http_api.HttpApi)
+
+
+def check_config_file(path: str) -> list[str]:
+    """config-test: the diagnostics ``tandem -t`` would print for ``path`` (empty: valid)."""
+    try:
+        load(path)
+    except ConfigError as exc:
+        return [str(d) for d in exc.diagnostics] or [str(exc)]
+    except OSError as exc:
+        return [f"Can't open {path}: {exc.strerror}"]
+    return []
 
 
 def read_leases(opts: Options, read: Callable[[], LeaseFileContents]) -> LeaseFileContents | None:
@@ -178,6 +234,11 @@ def serve(opts: Options) -> int:
         None,
     )
     _setup_logging(opts, facility)
+    try:
+        http = prepare_http(opts)
+    except Exception as exc:  # HttpError, or the HTTP packages missing (make deps)
+        print(f"{exc} -- exiting", file=sys.stderr, flush=True)
+        return 1
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
     if opts.chroot:
         try:
@@ -279,7 +340,7 @@ def serve(opts: Options) -> int:
     if opts.pid:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
-    runtime = Runtime(opts, server, commit, endpoint, links, ident=ident)
+    runtime = Runtime(opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit)
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -321,8 +382,11 @@ class Runtime:
         links: FailoverLinks | None,
         *,
         ident: Identity | None = None,
+        http: HttpSetup | None = None,
+        emit: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.opts = opts
+        self.http = http
         self.ident = ident or Identity()
         self.server = server
         self.commit = commit
@@ -332,6 +396,16 @@ class Runtime:
         self.started = time.time()
         self._stats: dict[str, int] | None = None
         self._stats_at = 0.0
+        self.commands = Commands(
+            server,
+            commit=commit,
+            links=links,
+            counters=endpoint.counters,
+            emit=emit or _emit_log,
+            config_path=opts.config,
+            check_config=check_config_file,
+            started=self.started,
+        )
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -341,11 +415,13 @@ class Runtime:
         control = ControlServer(
             self.opts.control_path,
             {"status": self.status, "partner-down": self.partner_down},
+            {name: self._command for name in self.commands.names},
         )
         try:
             await control.start()
         except OSError as exc:
             log.error("control socket %s: %s (status commands unavailable)", control.path, exc)
+        api = await self._start_http()
         self.commit.start(loop)
         self.endpoint.start(loop)
         if self.links is not None:
@@ -368,8 +444,36 @@ class Runtime:
                     last_rewrite = time.monotonic()
         finally:
             control.close()
+            if api is not None:
+                await api.close()
             if self.links is not None:
                 self.links.close()
+
+    async def _start_http(self) -> HttpApi | None:
+        """The HTTP listener, if asked for; a taken address is logged, DHCP serves on."""
+        setup = self.http
+        if setup is None:
+            return None
+        api = setup.api(self.commands, setup.host, setup.port, token=setup.token)
+        try:
+            await api.start()
+        except OSError as exc:
+            log.error(
+                "HTTP API %s:%d: %s (API and /metrics unavailable)",
+                setup.host,
+                setup.port,
+                exc.strerror or exc,
+            )
+            return None
+        return api
+
+    def _command(self, req: dict[str, object]) -> Awaitable[dict[str, object]]:
+        """A command-layer command from the control socket (root only: writes allowed)."""
+        try:
+            parsed = request_from(req)
+        except CommandError as exc:
+            return _ready(reply(exc.result, exc.text))
+        return self.commands.execute(parsed, may_write=True)
 
     # --- control commands -----------------------------------------------------------------
 
@@ -422,6 +526,10 @@ class Runtime:
         return link.status()
 
 
+async def _ready(answer: dict[str, object]) -> dict[str, object]:
+    return answer
+
+
 def _daemonize() -> None:
     if os.fork() > 0:
         os._exit(0)
@@ -433,4 +541,4 @@ def _daemonize() -> None:
         os.dup2(devnull, fd)
 
 
-__all__ = ["Options", "Runtime", "serve"]
+__all__ = ["DEFAULT_HTTP", "HttpSetup", "Options", "Runtime", "http_address", "serve"]
