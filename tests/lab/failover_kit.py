@@ -71,6 +71,7 @@ class Node:
     conf: str
     server: Server | None = None
     runs: int = 0
+    args: tuple[str, ...] = ()  # extra command-line flags (Tandem only)
 
     @property
     def leases_path(self) -> Path:
@@ -88,7 +89,9 @@ class Node:
             if old.exists():
                 old.rename(old.with_name(f"{old.stem}-run{self.runs - 1}{old.suffix}"))
         if self.kind == "tandem":
-            self.server = run_tandem(self.host, self.conf, self.leases_path, ready_timeout=20)
+            self.server = run_tandem(
+                self.host, self.conf, self.leases_path, self.args, ready_timeout=20
+            )
         elif self.kind == "dhcpd":
             self.server = run_dhcpd(self.host, self.conf, self.leases_path, ready_timeout=20)
         else:
