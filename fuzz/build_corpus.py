@@ -144,6 +144,26 @@ def control_seeds() -> dict[str, bytes]:
     return seeds
 
 
+def command_seeds() -> dict[str, bytes]:
+    requests: list[object] = [
+        {"command": "list-commands"},
+        {"command": "status-get", "service": ["dhcp4"]},
+        {"command": "lease4-get", "arguments": {"ip-address": "192.0.2.100"}},
+        {
+            "command": "lease4-get",
+            "arguments": {"identifier-type": "hw-address", "identifier": "52:54:00:00:00:64"},
+        },
+        {"command": "lease4-get-page", "arguments": {"from": "start", "limit": 2}},
+        {"command": "lease4-get-all", "arguments": {"subnets": [1]}},
+        {"command": "stat-lease4-get", "arguments": {"subnet-range": {"first-subnet-id": 1}}},
+        {"command": "statistic-get-all"},
+        {"command": "failover-get", "arguments": {"name": "failover-example"}},
+        {"command": "lease4-del", "arguments": {"ip-address": "192.0.2.100"}},
+        {"command": "config-get"},
+    ]
+    return {f"request{i}": json.dumps(r).encode() for i, r in enumerate(requests)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS)
@@ -154,6 +174,7 @@ def main() -> None:
         "config": config_seeds(args.vectors),
         "leases": lease_seeds(args.vectors),
         "control": control_seeds(),
+        "command": command_seeds(),
     }
     for target, seeds in sets.items():
         folder = FUZZ / "corpus" / target

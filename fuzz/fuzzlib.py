@@ -14,6 +14,7 @@ way libFuzzer does in the long run.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import zlib
@@ -27,8 +28,10 @@ from tandem.config import ConfigError, _parse, parse_text
 from tandem.config.model import Config
 from tandem.config.resolve import Unresolved
 from tandem.config.seed import SEED_SUBNET
+from tandem.core.lease import BindingState, Lease
 from tandem.core.server import DhcpServer
 from tandem.core.types import Outcome, RxMeta
+from tandem.io.commands import CommandError, Commands, parse_command
 from tandem.io.control import ControlError, json_depth, parse_request
 from tandem.store.leasefile import LeaseFileError, format_lease, parse_leases
 from tandem.wire.dhcp import Packet, decode, decode_ip_udp, encode
@@ -47,7 +50,7 @@ from tandem.wire.suboptions import decode_suboptions
 FUZZ_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = FUZZ_DIR / "corpus"
 REPO = FUZZ_DIR.parent
-TARGETS = ("dhcp", "failover", "config", "leases", "control")
+TARGETS = ("dhcp", "failover", "config", "leases", "control", "command")
 
 _REASON = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -331,12 +334,54 @@ def check_control(data: bytes) -> None:
     json_depth(data.decode("utf-8"), 8)
 
 
+# --- 6. the command layer (HTTP POST / and the control socket) ------------------------------
+
+_commands: list[Commands] = []
+
+
+def _command_layer() -> Commands:
+    """A command layer over a long-lived seed server with two leases (read-only use)."""
+    if not _commands:
+        server = DhcpServer(parse_text(SEED_CONFIG), interfaces={"eth0": (SERVER_IF,)})
+        for n, state in ((100, BindingState.ACTIVE), (101, BindingState.ABANDONED)):
+            mac = bytes([0x52, 0x54, 0, 0, 0, n])
+            lease = Lease(IPv4Address(f"192.0.2.{n}"), state, starts=T0, ends=T0 + 600)
+            lease.hardware, lease.uid = (1, mac), b"\x01" + mac
+            server.db.load(lease)
+        _commands.append(Commands(server, started=T0, clock=lambda: float(T0)))
+    return _commands[0]
+
+
+def check_command(data: bytes) -> None:
+    """``parse_command`` raises only ``CommandError``; an accepted request gets a Kea answer
+    (result 0-3, text, JSON-encodable) from a read-only execution that never awaits."""
+    try:
+        req = parse_command(data)
+    except CommandError as exc:
+        assert exc.result == 1 and exc.text, exc
+        return
+    coro = _command_layer().execute(req, may_write=False)
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        answer = done.value
+    else:
+        coro.close()
+        raise AssertionError(f"{req.command}: a read-only execution awaited")
+    assert isinstance(answer, dict) and answer.get("result") in (0, 1, 2, 3), answer
+    assert isinstance(answer.get("text"), str), answer
+    text = str(answer.get("text"))
+    assert "Traceback" not in text and not text.startswith("internal error"), answer
+    json.dumps(answer)
+
+
 CHECKS: dict[str, Callable[[bytes], None]] = {
     "dhcp": check_dhcp,
     "failover": check_failover,
     "config": check_config,
     "leases": check_leases,
     "control": check_control,
+    "command": check_command,
 }
 
 

@@ -19,9 +19,16 @@ import sys
 from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
-TARGETS = ("dhcp", "failover", "config", "leases", "control")
+TARGETS = ("dhcp", "failover", "config", "leases", "control", "command")
 # Text inputs may be long (a big dhcpd.conf); packets and messages are short.
-MAX_LEN = {"dhcp": 2048, "failover": 16384, "config": 65536, "leases": 65536, "control": 8192}
+MAX_LEN = {
+    "dhcp": 2048,
+    "failover": 16384,
+    "config": 65536,
+    "leases": 65536,
+    "control": 8192,
+    "command": 16384,
+}
 _DONE = re.compile(r"Done (\d+) runs")
 _PROGRESS = re.compile(r"^#(\d+)\s", re.M)
 

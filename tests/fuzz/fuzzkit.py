@@ -243,6 +243,52 @@ def control_request(draw: st.DrawFn) -> bytes:
     return text.encode()
 
 
+_COMMAND_NAMES = [
+    "list-commands",
+    "status-get",
+    "config-get",
+    "config-test",
+    "lease4-get",
+    "lease4-get-all",
+    "lease4-get-page",
+    "lease4-del",
+    "stat-lease4-get",
+    "statistic-get-all",
+    "failover-get",
+    "failover-partner-down",
+    "no-such-command",
+]
+_ARG_KEYS = [
+    "ip-address",
+    "identifier-type",
+    "identifier",
+    "subnet-id",
+    "subnets",
+    "from",
+    "limit",
+    "subnet-range",
+    "name",
+]
+_ARG_VALUES = st.one_of(
+    _json,
+    st.sampled_from(
+        ["192.0.2.100", "start", "hw-address", "client-id", "52:54:00:00:00:64", "01:52"]
+    ),
+    st.integers(-2, 1 << 33),
+)
+
+
+@st.composite
+def command_request(draw: st.DrawFn) -> bytes:
+    obj: dict[str, object] = {"command": draw(st.sampled_from(_COMMAND_NAMES))}
+    if draw(st.booleans()):
+        args = st.dictionaries(st.sampled_from(_ARG_KEYS), _ARG_VALUES, max_size=4)
+        obj["arguments"] = draw(st.one_of(args, _json))
+    if draw(st.booleans()):
+        obj["service"] = draw(st.sampled_from([["dhcp4"], ["dhcp6"], "dhcp4", []]))
+    return json.dumps(obj).encode()
+
+
 def structured(target: str) -> st.SearchStrategy[bytes]:
     """Inputs built from the target's grammar (see the module docstring)."""
     if target == "dhcp":
@@ -253,4 +299,6 @@ def structured(target: str) -> st.SearchStrategy[bytes]:
         return config_text().map(lambda s: s.encode("latin-1", "replace"))
     if target == "leases":
         return lease_text().map(lambda s: s.encode("latin-1"))
+    if target == "command":
+        return command_request()
     return control_request()

@@ -29,7 +29,14 @@ from tandem.wire.framing import DEFAULT_MAX_BUFFERED, FrameBuffer
 pytestmark = pytest.mark.timeout(120)
 
 TARGETS = fuzzlib.TARGETS
-BUDGET = {"dhcp": 1200, "failover": 1500, "config": 1200, "leases": 1200, "control": 1500}
+BUDGET = {
+    "dhcp": 1200,
+    "failover": 1500,
+    "config": 1200,
+    "leases": 1200,
+    "control": 1500,
+    "command": 1000,
+}
 
 
 def _budget(examples: int) -> settings:
