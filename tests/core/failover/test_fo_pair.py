@@ -79,7 +79,13 @@ def test_seed_configs_reach_normal_and_balance() -> None:
     # dhcpd's anchor: the primary moves 50 of the 101 leases to BACKUP.
     for node in (p, s):
         (pool,) = node.engine.status()["pools"]  # type: ignore[misc]
-        assert pool == {"pool": 1, "total": 101, "free": 51, "backup": 50}
+        assert pool == {
+            "pool": 1,
+            "ranges": "192.0.2.100-192.0.2.200",
+            "total": 101,
+            "free": 51,
+            "backup": 50,
+        }
     assert_agree(p, s)
     # Both sides persisted their state record with the partner normal; only the secondary
     # writes the MCLT it learned.

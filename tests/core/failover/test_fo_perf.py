@@ -25,7 +25,13 @@ def test_60000_pool_normal_and_balanced() -> None:
     assert (p.state(), s.state()) == ("normal", "normal")
     for node in (p, s):
         (pool,) = node.engine.status()["pools"]  # type: ignore[misc]
-        assert pool == {"pool": 1, "total": 60000, "free": 30000, "backup": 30000}
+        assert pool == {
+            "pool": 1,
+            "ranges": f"{POOL[0]}-{POOL[1]}",
+            "total": 60000,
+            "free": 30000,
+            "backup": 30000,
+        }
         assert node.engine.status()["unacked_updates"] == 0
     # Both sides committed the 30,000 moved leases; the secondary owns them as BACKUP.
     assert len(p.journal) == len(s.journal) == 30000
