@@ -111,3 +111,16 @@ def test_names_follow_prometheus_conventions(tmp_path: Path) -> None:
         if fam.type == "counter":
             assert all(s.name.endswith("_total") for s in fam.samples), fam.name
         assert "seconds" not in fam.name or fam.name.endswith(("_seconds", "_timestamp_seconds"))
+
+
+def test_failover_get_names_pools_by_subnet_and_range(tmp_path: Path) -> None:
+    cmd = _commands(tmp_path)
+    cmd.links = FakeLinks()  # type: ignore[assignment]
+    (rel,) = cmd.relationships()
+    assert rel["local"] == {"state": "communications-interrupted", "since": T0 - 30}
+    assert rel["partner"] == {"state": "normal", "since": T0 - 3000}
+    assert rel["last-contact-age"] == 25 and rel["clock-skew"] == -3
+    assert rel["queued-updates"] == 7 and rel["unacked-updates"] == 4
+    assert rel["pools"] == [
+        {"pool": "192.0.2.0/24 192.0.2.100-192.0.2.109", "total": 10, "free": 2, "backup": 5}
+    ]

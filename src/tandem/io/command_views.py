@@ -30,6 +30,7 @@ __all__ = [
     "kea_statistics",
     "kea_time",
     "lease_json",
+    "pool_labels",
     "pool_views",
     "side_state",
     "subnet_rows",
@@ -88,6 +89,15 @@ def pool_name(pool: PoolState, subnets: SubnetIndex) -> str:
     ranges = ranges_text(pool.model)
     first = pool.model.ranges[0].low if pool.model.ranges else None
     return f"{subnets.network_of(first) if first is not None else '?'} {ranges}"
+
+
+def pool_labels(server: DhcpServer, subnets: SubnetIndex) -> dict[str, str]:
+    """Each pool's ranges text -> its name (the failover status names pools by ranges)."""
+    return {
+        ranges_text(p.model): pool_name(p, subnets)
+        for share in server.topo.shares
+        for p in share.pools
+    }
 
 
 def pool_views(server: DhcpServer, subnets: SubnetIndex) -> list[PoolView]:

@@ -219,6 +219,7 @@ class Commands:
         self.clock = clock
         self.started = clock() if started is None else started
         self.subnets = views.SubnetIndex(server)
+        self.pool_labels = views.pool_labels(server, self.subnets)  # the topology is fixed
         sync: dict[str, Callable[[Args], Reply]] = {
             "list-commands": self._list_commands,
             "version-get": self._version_get,
@@ -276,9 +277,8 @@ class Commands:
     def relationships(self) -> list[Reply]:
         if self.links is None:
             return []
-        labels = {p.ranges: p.name for p in self.pools()}
         return [
-            views.failover_view(link.status(), labels, self.now())
+            views.failover_view(link.status(), self.pool_labels, self.now())
             for link in self.links.links.values()
         ]
 
@@ -564,8 +564,7 @@ class Commands:
         name = self._relationship_name("failover-partner-down", args, required=True)
         assert name is not None and self.links is not None
         link = self.links.partner_down(name)
-        labels = {p.ranges: p.name for p in self.pools()}
-        view = views.failover_view(link.status(), labels, self.now())
+        view = views.failover_view(link.status(), self.pool_labels, self.now())
         state = views.side_state(view, "local")
         return reply(
             RESULT_SUCCESS,
