@@ -63,10 +63,11 @@ def call(
 def metrics(host: Host, token: str | None = None) -> dict[str, list[tuple[dict[str, str], float]]]:
     status, text = http(host, "/metrics", token=token)
     assert status == 200, text
-    return {
-        fam.name: [(s.labels, s.value) for s in fam.samples]
-        for fam in text_string_to_metric_families(text)
-    }
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        for sample in fam.samples:  # by sample name: counters end in _total
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
 
 
 def pool_sums(m: dict[str, list[tuple[dict[str, str], float]]]) -> dict[str, float]:
