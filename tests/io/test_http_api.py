@@ -215,3 +215,24 @@ def test_read_token(tmp_path: Path) -> None:
         read_token(str(path))
     with pytest.raises(HttpError, match="No such file"):
         read_token(str(tmp_path / "missing"))
+
+
+def test_http_flags_and_the_start_up_checks(tmp_path: Path) -> None:
+    from tandem.cli import UsageError, parse_args
+    from tandem.io.runtime import DEFAULT_HTTP, prepare_http
+
+    assert parse_args([]).http == DEFAULT_HTTP == "127.0.0.1:8067"
+    assert parse_args(["--http", "off"]).http is None
+    opts = parse_args(["serve", "--http", "0.0.0.0:9000", "--http-token-file", "/x"])
+    assert (opts.http, opts.http_token_file) == ("0.0.0.0:9000", "/x")
+    for bad in ("8067", "localhost:8067", "127.0.0.1:0", "127.0.0.1:70000", "1.2.3:80"):
+        with pytest.raises(UsageError, match="give ADDR:PORT"):
+            parse_args(["--http", bad])
+    with pytest.raises(HttpError, match="needs --http-token-file"):
+        prepare_http(parse_args(["--http", "0.0.0.0:8067"]))
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    setup = prepare_http(parse_args(["--http", "0.0.0.0:8067", "--http-token-file", str(token)]))
+    assert setup is not None and (setup.host, setup.port, setup.token) == ("0.0.0.0", 8067, TOKEN)
+    assert prepare_http(parse_args(["--http", "off"])) is None
