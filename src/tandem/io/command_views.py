@@ -335,7 +335,7 @@ def format_status(status: Mapping[str, object], relationships: list[object], now
     """``tandem status``: status-get's and failover-get's answers as text for a terminal."""
     lines = [
         f"tandem {status.get('version')} pid {status.get('pid')} up {status.get('uptime')} s"
-        f" ({status.get('build')} build), config {status.get('config-file')}"
+        f", config {status.get('config-file')} (build: {status.get('build')})"
     ]
     for rel in relationships:
         if not isinstance(rel, dict):
