@@ -17,6 +17,7 @@ What a reload cannot change (the log says so, each time it matters):
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,15 +74,15 @@ def read_config(path: str, chroot: str | None = None) -> Config | ReloadResult:
     try:
         return load(path)
     except ConfigError as exc:
-        return ReloadResult(False, path, [str(d) for d in exc.diagnostics] or [str(exc)])
+        errors = [str(d) for d in exc.diagnostics] or [str(exc)]
     except OSError as exc:
-        text = f"Can't open {path}: {exc.strerror or exc}"
-        if chroot:
-            text += (
-                f" (Tandem runs in -chroot {chroot}: the path is looked up inside it;"
-                " put the configuration there too, or restart to read it)"
-            )
-        return ReloadResult(False, path, [text])
+        errors = [f"Can't open {path}: {exc.strerror or exc}"]
+    if chroot and not os.path.exists(path):
+        errors[-1] += (
+            f" (Tandem runs in -chroot {chroot}: the path is looked up inside it;"
+            " put the configuration there too, or restart to read it)"
+        )
+    return ReloadResult(False, path, errors)
 
 
 def interface_notes(config: Config, served: Mapping[str, tuple[IPv4Interface, ...]]) -> list[str]:
