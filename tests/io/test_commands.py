@@ -25,6 +25,7 @@ from tandem.io.commands import (
 from tandem.io.commit import GroupCommit
 from tandem.io.control import MAX_DEPTH
 from tandem.io.dhcp_socket import Counters
+from tandem.io.reload import ReloadResult
 from tandem.store.journal import LeaseJournal
 
 pytestmark = pytest.mark.timeout(60)
@@ -371,7 +372,35 @@ def test_config_get_test_and_reload() -> None:
     bad = run(cmd, "config-test")
     assert bad == {"result": 1, "text": "/etc/dhcp/dhcpd.conf:3:7: semicolon expected."}
     reload = run(cmd, "config-reload")
-    assert reload["result"] == 2 and "not supported yet" in str(reload["text"])
+    assert reload["result"] == 2 and "no configuration file to reload" in str(reload["text"])
+
+
+def test_config_reload_answers_what_the_reload_did() -> None:
+    cmd = _commands()
+    results = [
+        ReloadResult(False, "/etc/dhcp/dhcpd.conf", ["/etc/dhcp/dhcpd.conf:4:1: error: x"]),
+        ReloadResult(True, "/etc/dhcp/dhcpd.conf", summary="1 subnet, 1 host"),
+    ]
+    calls: list[int] = []
+
+    async def reload() -> ReloadResult:
+        calls.append(1)
+        return results[len(calls) - 1]
+
+    cmd.reload = reload
+    refused = run(cmd, "config-reload")
+    assert refused["result"] == 1
+    assert "dhcpd.conf:4:1: error: x; still serving the previous configuration" in str(
+        refused["text"]
+    )
+    assert refused["arguments"]["errors"] == ["/etc/dhcp/dhcpd.conf:4:1: error: x"]  # type: ignore[index]
+    done = run(cmd, "config-reload")
+    assert done["result"] == 0 and "Reloaded /etc/dhcp/dhcpd.conf: 1 subnet, 1 host" in str(
+        done["text"]
+    )
+    assert len(calls) == 2
+    denied = asyncio.run(cmd.execute(Request("config-reload", {}), may_write=False))
+    assert denied["result"] == 1 and len(calls) == 2  # a read-only listener may not reload
 
 
 def test_failover_commands_without_failover() -> None:

@@ -344,6 +344,19 @@ class LeaseDB:
         self._offer_hw[hw] = a
         heapq.heappush(self._offer_heap, (until, a))
 
+    def adopt_holds(self, offers: Iterable[Offer]) -> None:
+        """Hold what another database held, until the same time (a reload builds a new
+        database over the same leases: tandem.core.reload), so no offer is handed twice."""
+        for off in offers:
+            a = off.address
+            if a in self.offers:
+                continue
+            self.offers[a] = Offer(a, off.hw, off.uid, off.until)
+            if off.uid is not None:
+                self._offer_uid[off.uid] = a
+            self._offer_hw[off.hw] = a
+            heapq.heappush(self._offer_heap, (off.until, a))
+
     def held_for(self, uid: bytes | None, hw: HwKey) -> Offer | None:
         """The client's current hold, by client identifier first, else hardware address."""
         a = self._offer_uid.get(uid) if uid is not None else None

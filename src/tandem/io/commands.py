@@ -45,6 +45,7 @@ from tandem.io.commit import GroupCommit
 from tandem.io.control import MAX_DEPTH, json_depth
 from tandem.io.dhcp_socket import Counters
 from tandem.io.failover_listen import FailoverLinks
+from tandem.io.reload import ReloadResult
 
 __all__ = [
     "MAX_BODY",
@@ -208,8 +209,10 @@ class Commands:
         check_config: Callable[[str], list[str]] | None = None,
         started: float | None = None,
         clock: Callable[[], float] = time.time,
+        reload: Callable[[], Awaitable[ReloadResult]] | None = None,
     ) -> None:
         self.server = server
+        self.reload = reload
         self.commit = commit
         self.links = links
         self.counters = counters
@@ -219,14 +222,13 @@ class Commands:
         self.clock = clock
         self.started = clock() if started is None else started
         self.subnets = views.SubnetIndex(server)
-        self.pool_labels = views.pool_labels(server, self.subnets)  # the topology is fixed
+        self.pool_labels = views.pool_labels(server, self.subnets)  # fixed until a reload
         sync: dict[str, Callable[[Args], Reply]] = {
             "list-commands": self._list_commands,
             "version-get": self._version_get,
             "status-get": self._status_get,
             "config-get": self._config_get,
             "config-test": self._config_test,
-            "config-reload": self._config_reload,
             "lease4-get": self._lease4_get,
             "lease4-get-all": self._lease4_get_all,
             "lease4-get-page": self._lease4_get_page,
@@ -238,6 +240,7 @@ class Commands:
         self._sync = sync
         self._async: dict[str, Callable[[Args], Awaitable[Reply]]] = {
             "lease4-del": self._lease4_del,
+            "config-reload": self._config_reload,
         }
 
     @property
@@ -356,12 +359,28 @@ class Commands:
             RESULT_SUCCESS, f"Configuration seems sane ({self.config_path}); nothing applied."
         )
 
-    def _config_reload(self, args: Args) -> Reply:
+    async def _config_reload(self, args: Args) -> Reply:
+        """SIGHUP's reload (tandem.io.reload): refused with the file:line:col errors, or
+        applied; either way the answer says what happened."""
         _allow("config-reload", args, frozenset())
+        if self.reload is None:
+            return reply(
+                RESULT_UNSUPPORTED,
+                "config-reload: this server has no configuration file to reload",
+            )
+        result = await self.reload()
         return reply(
-            RESULT_UNSUPPORTED,
-            "config-reload is not supported yet: restart Tandem to apply a new configuration",
+            RESULT_SUCCESS if result.ok else RESULT_ERROR,
+            "\n".join(result.log_lines()),
+            result.as_dict(),
         )
+
+    def rebind(self, server: DhcpServer, links: FailoverLinks | None) -> None:
+        """After a reload: answer from the new server (and its links) from now on."""
+        self.server = server
+        self.links = links
+        self.subnets = views.SubnetIndex(server)
+        self.pool_labels = views.pool_labels(server, self.subnets)
 
     # --- leases ------------------------------------------------------------------------
 

@@ -209,17 +209,62 @@ class FailoverLinks:
         clock: Clock = time.time,
     ) -> None:
         self.timing = timing
+        self._commit, self._emit, self._clock = commit, emit, clock
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.links: dict[str, FailoverLink] = {}
         self.dialers: dict[str, Dialer] = {}
-        by_addr: dict[tuple[IPv4Address, int], list[FailoverLink]] = {}
         for engine, peer in engines:
-            link = FailoverLink(engine, peer, commit, emit, timing=timing, clock=clock)
-            self.links[peer.name] = link
-            self.dialers[peer.name] = Dialer(link)
-            by_addr.setdefault((peer.address, peer.port), []).append(link)
-        self.listeners = [_Listener(a, p, links) for (a, p), links in by_addr.items()]
+            self._add(engine, peer)
+        self.listeners = [_Listener(a, p, links) for (a, p), links in self._by_addr().items()]
+
+    def _add(self, engine: Engine, peer: FailoverPeer) -> FailoverLink:
+        link = FailoverLink(
+            engine, peer, self._commit, self._emit, timing=self.timing, clock=self._clock
+        )
+        self.links[peer.name] = link
+        self.dialers[peer.name] = Dialer(link)
+        return link
+
+    def _by_addr(self) -> dict[tuple[IPv4Address, int], list[FailoverLink]]:
+        by_addr: dict[tuple[IPv4Address, int], list[FailoverLink]] = {}
+        for link in self.links.values():
+            by_addr.setdefault((link.peer.address, link.peer.port), []).append(link)
+        return by_addr
+
+    def replace(self, engines: dict[str, tuple[Engine, FailoverPeer]]) -> list[str]:
+        """A reload: keep the links whose engine is the same object (their connection stays
+        up), close the others, open links for the new engines, and listen where the peers
+        now say. Returns the names of the links (re)started."""
+        for name, link in list(self.links.items()):
+            if name not in engines or engines[name][0] is not link.engine:
+                link.close()
+                self.dialers.pop(name).close()
+                del self.links[name]
+        started = [name for name in engines if name not in self.links]
+        for link in self.links.values():
+            link.service()  # kept: re-arm its timer over the re-bound engine
+        for name in started:
+            self._add(*engines[name])
+        wanted = self._by_addr()
+        for listener in list(self.listeners):
+            links = wanted.pop((listener.address, listener.port), None)
+            if links is None:
+                listener.close()
+                self.listeners.remove(listener)
+            else:
+                listener.links[:] = links
+        fresh = [_Listener(a, p, links) for (a, p), links in wanted.items()]
+        self.listeners += fresh
+        if self._loop is not None:
+            for listener in fresh:
+                listener.start(self._loop, self.timing.listen_retry)
+            for name in started:
+                self.links[name].start(self._loop)
+                self.dialers[name].start(self._loop)
+        return started
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         for listener in self.listeners:
             listener.start(loop, self.timing.listen_retry)
         for name, link in self.links.items():

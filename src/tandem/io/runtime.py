@@ -45,6 +45,8 @@ from tandem.io.privileges import (
     lease_file_problem,
     resolve,
 )
+from tandem.io.reload import ReloadResult, apply, read_config
+from tandem.io.sdnotify import Notifier, status_text
 from tandem.store.journal import LeaseJournal
 from tandem.store.leasefile import LeaseFileContents, LeaseFileError
 
@@ -405,13 +407,18 @@ class Runtime:
             config_path=opts.config,
             check_config=check_config_file,
             started=self.started,
+            reload=self.reload,
         )
+        self.notifier = Notifier()  # systemd's $NOTIFY_SOCKET (tandem.io.sdnotify)
+        self._reloading = asyncio.Lock()
+        self._tasks: set[asyncio.Task[ReloadResult]] = set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._sighup, loop)
         control = ControlServer(
             self.opts.control_path,
             {"status": self.status, "partner-down": self.partner_down},
@@ -431,11 +438,15 @@ class Runtime:
         try:
             drop(self.ident)
             say(self.opts, "Server starting service.")
+            self.notifier.ready(self.status_line())
+            self.notifier.start_watchdog(loop)
             last_rewrite = time.monotonic()
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
                 self.endpoint.tick()
+                if self.notifier.enabled:
+                    self.notifier.status(self.status_line())
                 # Compact only between syncs: rewrite() swaps the file under the worker.
                 if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not (
                     self.commit.syncing or self.journal.pending
@@ -443,6 +454,8 @@ class Runtime:
                     self.journal.rewrite(self.server.leases())
                     last_rewrite = time.monotonic()
         finally:
+            self.notifier.stopping()
+            self.notifier.close()
             control.close()
             if api is not None:
                 await api.close()
@@ -474,6 +487,60 @@ class Runtime:
         except CommandError as exc:
             return _ready(reply(exc.result, exc.text))
         return self.commands.execute(parsed, may_write=True)
+
+    # --- reload (SIGHUP, and the config-reload command) -----------------------------------
+
+    def _sighup(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self) -> ReloadResult:
+        """Re-read the config: a config that fails the ``-t`` check is refused (its errors
+        in the result and the log, the running one keeps serving); a valid one is swapped
+        in between two batches (tandem.core.reload, tandem.io.reload). One at a time."""
+        async with self._reloading:
+            self.notifier.reloading()
+            path = self.opts.config
+            try:
+                loaded = await asyncio.to_thread(read_config, path, self.opts.chroot)
+                result = loaded if isinstance(loaded, ReloadResult) else self._apply(loaded)
+            except Exception as exc:  # a bug must not cost the running configuration
+                log.exception("Reload of %s failed", path)
+                result = ReloadResult(False, path, [f"internal error: {exc!r}"])
+            self.notifier.ready(self.status_line())
+            for line in result.log_lines():
+                (log.info if result.ok else log.error)("%s", line)
+            return result
+
+    def _apply(self, config: Config) -> ReloadResult:
+        """Swap ``config`` in (synchronous: nothing else runs on the loop meanwhile)."""
+        emit = _emit_stderr if self.opts.debug else _emit_log
+        user = self.ident.user if self.ident.changes else None
+        swap = apply(
+            config,
+            self.server,
+            links=self.links,
+            commit=self.commit,
+            emit=emit,
+            path=self.opts.config,
+            user=user,
+        )
+        self.server = self.endpoint.server = swap.server
+        self._stats = None
+        if swap.links is not self.links and swap.links is not None:
+            self.links = swap.links
+            self.endpoint._after_commit = swap.links.after_batch
+        self.commands.rebind(self.server, self.links)
+        return swap.result
+
+    def status_line(self) -> str:
+        """systemd's STATUS=: ``serving 3 subnets; failover-example: normal/normal``."""
+        states: dict[str, tuple[str, str]] = {}
+        for name, link in ({} if self.links is None else self.links.links).items():
+            st = link.engine.status()
+            states[name] = (str(st.get("my_state")), str(st.get("partner_state")))
+        return status_text(len(self.server.config.subnets), states)
 
     # --- control commands -----------------------------------------------------------------
 

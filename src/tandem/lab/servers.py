@@ -128,11 +128,13 @@ def run_tandem(
     cpu: int | None = None,
     ready_timeout: float = 10.0,
     pure: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """Start Tandem with dhcpd's flags and wait for "Server starting service."
 
     ``pure`` runs the pure-Python build (``TANDEM_PURE=1``) even where the hot path is
-    compiled (scripts/build_native.py): bench/perf.py measures both.
+    compiled (scripts/build_native.py): bench/perf.py measures both. ``env``: more
+    environment (e.g. systemd's ``NOTIFY_SOCKET``).
 
     Raises LabError with Tandem's own output if it exits or never becomes ready.
     """
@@ -158,7 +160,7 @@ def run_tandem(
         host.workdir / "tandem.log",
         name="tandem",
         cpu=cpu,
-        env={"PYTHONUNBUFFERED": "1", **({"TANDEM_PURE": "1"} if pure else {})},
+        env={"PYTHONUNBUFFERED": "1", **({"TANDEM_PURE": "1"} if pure else {}), **(env or {})},
     )
     try:
         proc.wait_for_log(READY_DHCPD, ready_timeout)

@@ -58,9 +58,20 @@ class PoolBalance:
         self.next_balance: int | None = None
         # The server makes the relationship the ``failover`` of exactly these pools once its
         # factory (``engine.FailoverSetup``) returns.
+        self._adopt(pools)
+
+    def _adopt(self, pools: Sequence[PoolState]) -> None:
         for pool in pools:
-            if pool.model.failover_peer == peer.name:
+            if pool.model.failover_peer == self.cfg.name:
                 self.counts[id(pool)] = PoolCounts(pool, len(self.counts) + 1, pool.size)
+
+    def rebind(self, db: LeaseDB, pools: Sequence[PoolState]) -> None:
+        """A reload built a new lease database and pools over the same leases: count them
+        again (the caller then recounts each lease of ``db``). Balancing times are kept."""
+        self.db = db
+        self.counts = {}
+        self._counted = {}
+        self._adopt(pools)
 
     # --- counts ---------------------------------------------------------------------------
 

@@ -192,6 +192,11 @@ class FailoverEngine:
                 if poolreq and self.link.state == "up":
                     self.link.send(build_empty(M.POOLREQ, time=now, xid=self.link.next_xid()))
 
+    def rebind(self, db: LeaseDB, pools: Sequence[PoolState]) -> None:
+        """A reload kept this relationship (its ``failover peer`` block is unchanged): go on
+        over the new server's lease database and pools; the link and the states are kept."""
+        self.leases.rebind(db, pools)
+
     def partner_down(self, now: int) -> None:
         """Operator: the partner is down (dhcpd: OMAPI local-state = partner-down)."""
         self._now = now
@@ -463,8 +468,12 @@ class FailoverEngine:
     # --- internals: the state machine's actions -----------------------------------------
 
     def _stage_record(self) -> None:
+        self._record = self.state_record()
+
+    def state_record(self) -> FailoverStateRecord:
+        """The relationship's state as the lease file records it (``failover peer`` line)."""
         m = self.machine
-        self._record = FailoverStateRecord(
+        return FailoverStateRecord(
             name=self.name,
             my_state=m.reported_state.keyword,
             my_stos=m.stos,

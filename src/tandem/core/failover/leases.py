@@ -115,6 +115,20 @@ class FailoverLeases:
             if lease.binding_state in RETURNING:
                 lease.next_binding_state = B.FREE
 
+    def rebind(self, db: LeaseDB, pools: Sequence[PoolState]) -> None:
+        """A reload (``tandem.core.reload``): the same leases in a new database and pools.
+
+        Everything kept by address (unsynced, the update queue, in-flight updates, pending
+        writes, PARTNER-DOWN timers) stays; only the per-pool FREE/BACKUP counts are redone,
+        for the pools that now name this relationship.
+        """
+        self.db = db
+        self.pools.rebind(db, pools)
+        for a, lease in db.by_addr.items():
+            pc = self.pools.of(a)
+            if pc is not None:
+                self.pools.count(pc, a, lease.binding_state)
+
     # --- what the DHCP core asks (PoolFailover) ------------------------------------------
 
     @property
