@@ -35,6 +35,7 @@ from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
+from tandem.io.page_feed import PageFeed
 from tandem.io.privileges import (
     Identity,
     PrivilegeError,
@@ -406,6 +407,7 @@ class Runtime:
             check_config=check_config_file,
             started=self.started,
         )
+        self.feed = PageFeed(self.commands)  # the live page's history and events
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -436,6 +438,7 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
                 self.endpoint.tick()
+                self.feed.tick()
                 # Compact only between syncs: rewrite() swaps the file under the worker.
                 if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not (
                     self.commit.syncing or self.journal.pending
@@ -454,7 +457,7 @@ class Runtime:
         setup = self.http
         if setup is None:
             return None
-        api = setup.api(self.commands, setup.host, setup.port, token=setup.token)
+        api = setup.api(self.commands, setup.host, setup.port, token=setup.token, feed=self.feed)
         try:
             await api.start()
         except OSError as exc:
