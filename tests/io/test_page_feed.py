@@ -4,6 +4,7 @@ and the page over HTTP (files, /page.json, /page/search, the auth rules)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -14,6 +15,8 @@ from test_commands import MAC1, MAC2, T0, _commands
 from test_http_api import TOKEN, Live
 
 from tandem.core.lease import BindingState
+from tandem.io.command_views import format_status
+from tandem.io.commands import Request
 from tandem.io.http_api import PAGE_FILES
 from tandem.io.page_feed import (
     EVENT_LIMIT,
@@ -180,6 +183,40 @@ def test_snapshot_shape() -> None:
     assert snap["history"] == {"every": SAMPLE_EVERY, "t": [T0], "leases": [2], "pps": [0.0]}
     assert snap["dhcp"]["received"] == 7
     assert snap["events"][0]["kind"] in {"state", "drop"}
+
+
+def test_history_get_and_tandem_status_text() -> None:
+    cmd = _commands()
+    cmd.links = Links()  # type: ignore[assignment]
+    feed = PageFeed(cmd, history=History(span=60, every=5))
+    cmd.add("history-get", feed.history_get)
+    empty = asyncio.run(cmd.execute(Request("history-get", {}), may_write=False))
+    assert empty["arguments"] == {"history": {"samples": 0, "every": 5}, "events": []}
+    assert cmd.counters is not None
+    feed.tick(T0)
+    cmd.counters.received += 50
+    feed.tick(T0 + 5)
+    got = asyncio.run(cmd.execute(Request("history-get", {}), may_write=False))
+    assert got["result"] == 0
+    body = got["arguments"]
+    assert isinstance(body, dict)
+    assert body["history"] == {
+        "samples": 2,
+        "every": 5,
+        "since": T0,
+        "leases-in-use": 2,
+        "leases-in-use-max": 2,
+        "pps": 10.0,
+        "pps-max": 10.0,
+    }
+    assert len(body["events"]) == 2
+    bad = asyncio.run(cmd.execute(Request("history-get", {"x": 1}), may_write=False))
+    assert bad["result"] == 1 and "'x'" in str(bad["text"])
+    status = asyncio.run(cmd.execute(Request("status-get", {}), may_write=False))["arguments"]
+    text = format_status(status, cmd.relationships(), T0 + 5, body)  # type: ignore[arg-type]
+    assert "last 5 s: leases in use 2 (max 2), DHCP packets/s 10.0 (max 10.0)" in text
+    assert "latest events:\n  22:13:20 drop: 2 packet(s) dropped: bad-cookie" in text
+    assert "  22:13:20 state: failover peer fo: me normal, partner normal" in text
 
 
 # --- the search ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from tandem import BUILD, __version__
 from tandem.core.lease import BindingState
 from tandem.core.server import BOUND_STATES
 from tandem.io import command_views as views
-from tandem.io.commands import Commands
+from tandem.io.commands import RESULT_SUCCESS, Args, CommandError, Commands, Reply, reply
 
 __all__ = [
     "EVENT_LIMIT",
@@ -31,6 +31,7 @@ __all__ = [
     "REFUSALS",
     "SAMPLE_EVERY",
     "SEARCH_LIMIT",
+    "STATUS_EVENTS",
     "Event",
     "Events",
     "History",
@@ -44,6 +45,8 @@ SAMPLE_EVERY: Final = 5.0
 HISTORY_SPAN: Final = 3600.0
 #: How many events the page keeps (the oldest go first).
 EVENT_LIMIT: Final = 200
+#: How many of the latest events ``history-get`` (``tandem status``) gives.
+STATUS_EVENTS: Final = 10
 #: Most leases a search returns.
 SEARCH_LIMIT: Final = 50
 #: Drop reasons that are a refusal of the client (dhcpd's gates and limits), not a fault.
@@ -203,6 +206,31 @@ class PageFeed:
             for addr in sorted(found - known):
                 self.events.add(now, "abandoned", f"Abandoning IP address {IPv4Address(addr)}")
         self._abandoned = found
+
+    def history_get(self, args: Args) -> Reply:
+        """The ``history-get`` command (``tandem status``): the plot summed up, and the latest
+        events, the same facts the page shows beside the commands' own."""
+        if args:
+            raise CommandError(
+                f"history-get: unknown argument {sorted(args)[0]!r} (accepted: none)"
+            )
+        samples = list(self.history.samples)
+        summary: dict[str, object] = {"samples": len(samples), "every": self.history.every}
+        if samples:
+            summary.update(
+                {
+                    "since": int(samples[0].t),
+                    "leases-in-use": samples[-1].leases,
+                    "leases-in-use-max": max(x.leases for x in samples),
+                    "pps": samples[-1].pps,
+                    "pps-max": max(x.pps for x in samples),
+                }
+            )
+        return reply(
+            RESULT_SUCCESS,
+            f"{len(samples)} sample(s), {self.events.total} event(s)",
+            {"history": summary, "events": self.events.as_json()[:STATUS_EVENTS]},
+        )
 
     def snapshot(self) -> dict[str, object]:
         """``GET /page.json``: everything the page shows, in one answer."""

@@ -408,6 +408,7 @@ class Runtime:
             started=self.started,
         )
         self.feed = PageFeed(self.commands)  # the live page's history and events
+        self.commands.add("history-get", self.feed.history_get)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
