@@ -67,9 +67,7 @@ function renderRelationships(rels, now) {
   }
 }
 
-function renderPools(pools, rels) {
-  const backup = {};
-  for (const r of rels) for (const p of r.pools) backup[p.pool] = p.backup;
+function renderPools(pools) {
   const box = $("pools");
   box.replaceChildren();
   for (const p of pools) {
@@ -133,7 +131,7 @@ async function refresh() {
     $("server").textContent = `tandem ${d.server.version} (${d.server.build}), up ${d.server.uptime} s`;
     $("updated").textContent = `updated ${new Date(d.now * 1000).toISOString().slice(11, 19)} UTC`;
     renderRelationships(d.relationships, d.now);
-    renderPools(d.pools, d.relationships);
+    renderPools(d.pools);
     renderHistory(d.history);
     renderEvents(d.events, d["events-total"], d.now);
     document.body.dataset.updated = String(d.now);
