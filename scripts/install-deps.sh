@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(isc-dhcp-server isc-dhcp-client isc-dhcp-relay kea-dhcp4-server kea-admin
-      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc gcc)
+      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc gcc
+      chromium chromium-driver npm)
 # mypyc's C output (scripts/build_native.py) needs Python's headers: Debian's python3 has them
 # in python3-dev; a Python built from source (pyenv) brings its own.
 PY=${PYTHON:-python3}
@@ -51,6 +52,21 @@ if ! .venv/bin/python -c 'import tandem, pytest, hypothesis, mypy, ruff' 2>/dev/
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -e '.[dev]'
     touch .venv/.installed
+fi
+# The live page's chart library (GET /, tandem.io.page): uPlot, pinned, from the npm registry
+# into a git-ignored folder that Tandem serves; no code of it is in the repository.
+UPLOT_VERSION=1.6.32
+VENDOR=src/tandem/io/page/vendor
+if [ "$(cat "$VENDOR/VERSION" 2>/dev/null)" != "uplot@$UPLOT_VERSION" ]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "uplot@$UPLOT_VERSION" >/dev/null)
+    tar -xzf "$tmp"/uplot-"$UPLOT_VERSION".tgz -C "$tmp" \
+        package/dist/uPlot.iife.min.js package/dist/uPlot.min.css package/LICENSE
+    mkdir -p "$VENDOR"
+    cp "$tmp"/package/dist/uPlot.iife.min.js "$tmp"/package/dist/uPlot.min.css "$VENDOR"/
+    cp "$tmp"/package/LICENSE "$VENDOR"/LICENSE.uPlot
+    echo "uplot@$UPLOT_VERSION" > "$VENDOR/VERSION"
+    rm -rf "$tmp"
 fi
 # The DHCP hot path compiled with mypyc (about 30 s; skipped while up to date). A failed build
 # leaves Tandem pure Python and says so (tests/test_build.py then fails in `make test`).

@@ -333,7 +333,15 @@ def status(opts: Options) -> int:
     if failover is None:
         return 1
     rels = failover.get("relationships", []) if isinstance(failover, dict) else []
-    print(format_status(got, rels if isinstance(rels, list) else [], int(time.time())))
+    history = _command(opts, "history-get")
+    print(
+        format_status(
+            got,
+            rels if isinstance(rels, list) else [],
+            int(time.time()),
+            history if isinstance(history, dict) else None,
+        )
+    )
     return 0
 
 

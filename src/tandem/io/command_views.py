@@ -331,8 +331,14 @@ def _ago(seconds: int) -> str:
     return f"{seconds // 3600} h ago"
 
 
-def format_status(status: Mapping[str, object], relationships: list[object], now: int) -> str:
-    """``tandem status``: status-get's and failover-get's answers as text for a terminal."""
+def format_status(
+    status: Mapping[str, object],
+    relationships: list[object],
+    now: int,
+    history: Mapping[str, object] | None = None,
+) -> str:
+    """``tandem status``: status-get's, failover-get's and history-get's answers as text for a
+    terminal (the live page's facts)."""
     lines = [
         f"tandem {status.get('version')} pid {status.get('pid')} up {status.get('uptime')} s"
         f", config {status.get('config-file')} (build: {status.get('build')})"
@@ -380,4 +386,28 @@ def format_status(status: Mapping[str, object], relationships: list[object], now
             f"dhcp: received {dhcp.get('received')}, replied {dhcp.get('replied')}, "
             f"dropped {total}" + (f" ({detail})" if detail else "")
         )
+    if history is not None:
+        lines.extend(_history_lines(history, now))
     return "\n".join(lines)
+
+
+def _history_lines(history: Mapping[str, object], now: int) -> list[str]:
+    summary = history.get("history")
+    h = summary if isinstance(summary, dict) else {}
+    lines = []
+    since = h.get("since")
+    if isinstance(since, int):
+        lines.append(
+            f"last {_ago(now - since).removesuffix(' ago')}: leases in use {h.get('leases-in-use')}"
+            f" (max {h.get('leases-in-use-max')}), DHCP packets/s {h.get('pps')}"
+            f" (max {h.get('pps-max')})"
+        )
+    events = history.get("events")
+    if isinstance(events, list) and events:
+        lines.append("latest events:")
+        for ev in events:
+            if isinstance(ev, dict):
+                t = ev.get("t")
+                stamp = time.strftime("%H:%M:%S", time.gmtime(t)) if isinstance(t, int) else "?"
+                lines.append(f"  {stamp} {ev.get('kind')}: {ev.get('text')}")
+    return lines

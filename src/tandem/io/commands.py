@@ -243,6 +243,11 @@ class Commands:
             "config-reload": self._config_reload,
         }
 
+    def add(self, name: str, handler: Callable[[Args], Reply]) -> None:
+        """Register one more read-only command (the runtime's ``history-get``, for the page's
+        memory, which lives beside the commands in tandem.io.page_feed)."""
+        self._sync[name] = handler
+
     @property
     def names(self) -> list[str]:
         return sorted([*self._sync, *self._async])

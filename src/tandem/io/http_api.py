@@ -4,6 +4,12 @@
 request that names ``"service": ["dhcp4"]`` gets the answer in a list, as Kea's control agent
 returns it. ``GET /metrics`` is Prometheus' text format (tandem.io.metrics).
 
+``GET /`` is the live page: plain files from ``tandem/io/page/`` (its chart library, uPlot,
+installed by ``make deps`` into ``page/vendor/``), which poll ``GET /page.json``
+(tandem.io.page_feed) every 2 s and search leases with ``GET /page/search?q=``. The files hold
+no data and are served to anyone who may connect; the two JSON endpoints follow the read-only
+commands' rules below (the page asks for the token once and sends it as the bearer header).
+
 Who may ask (``check_access``):
 
 * without a token file the listener serves loopback clients only, and only the read-only
@@ -25,6 +31,7 @@ import json
 import logging
 import os
 import stat
+from importlib import resources
 from ipaddress import AddressValueError, IPv4Address, ip_address
 
 from aiohttp import web
@@ -40,10 +47,23 @@ from tandem.io.commands import (
     reply,
 )
 from tandem.io.metrics import registry_for
+from tandem.io.page_feed import PageFeed, search
 
 __all__ = ["HttpApi", "HttpError", "check_access", "check_listen", "read_token"]
 
 log = logging.getLogger("tandem")
+
+#: The page's files (``GET /page/NAME``), by name -> content type; vendor/ is ``make deps``'s.
+PAGE_FILES = {
+    "app.js": "text/javascript",
+    "page.css": "text/css",
+    "vendor/uPlot.iife.min.js": "text/javascript",
+    "vendor/uPlot.min.css": "text/css",
+}
+MISSING_VENDOR = (
+    "the page's chart library is missing: run `make deps` (scripts/install-deps.sh installs "
+    "uPlot into src/tandem/io/page/vendor/)"
+)
 
 
 class HttpError(Exception):
@@ -132,6 +152,7 @@ class HttpApi:
         *,
         token: str | None = None,
         registry: CollectorRegistry | None = None,
+        feed: PageFeed | None = None,
     ) -> None:
         check_listen(host, token)
         self.commands = commands
@@ -139,11 +160,16 @@ class HttpApi:
         self.port = port
         self.token = token
         self.registry = registry if registry is not None else registry_for(commands)
+        self.feed = feed if feed is not None else PageFeed(commands)
         self.requests = 0
         self.refused = 0
         self.app = web.Application(client_max_size=MAX_BODY)
         self.app.router.add_post("/", self._post)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/", self._page)
+        self.app.router.add_get("/page.json", self._page_json)
+        self.app.router.add_get("/page/search", self._page_search)
+        self.app.router.add_get("/page/{name:.+}", self._page_file)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -216,3 +242,39 @@ class HttpApi:
             return refused
         data = generate_latest(self.registry)
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # --- the live page ----------------------------------------------------------------
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return _page_asset("index.html", "text/html")
+
+    async def _page_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        kind = PAGE_FILES.get(name)
+        if kind is None:
+            return web.Response(status=404, text=f"no page file {name!r}")
+        return _page_asset(name, kind)
+
+    async def _page_json(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request, writes=False)
+        if refused is not None:
+            return refused
+        return _json(self.feed.snapshot())
+
+    async def _page_search(self, request: web.Request) -> web.Response:
+        refused = self._refuse(request, writes=False)
+        if refused is not None:
+            return refused
+        query = request.query.get("q", "")
+        if len(query) > 256:
+            return _json(reply(RESULT_ERROR, "search text longer than 256 characters"), 400)
+        return _json(search(self.commands, query))
+
+
+def _page_asset(name: str, kind: str) -> web.Response:
+    """One of the page's files from the package (vendor/ missing: a 404 saying the fix)."""
+    try:
+        data = resources.files("tandem.io").joinpath("page", *name.split("/")).read_bytes()
+    except OSError:
+        return web.Response(status=404, text=MISSING_VENDOR)
+    return web.Response(body=data, headers={"Content-Type": f"{kind}; charset=utf-8"})

@@ -35,6 +35,7 @@ from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
+from tandem.io.page_feed import PageFeed
 from tandem.io.privileges import (
     Identity,
     PrivilegeError,
@@ -413,6 +414,9 @@ class Runtime:
         self._reloading = asyncio.Lock()
         self._tasks: set[asyncio.Task[ReloadResult]] = set()
 
+        self.feed = PageFeed(self.commands)  # the live page's history and events
+        self.commands.add("history-get", self.feed.history_get)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -447,6 +451,8 @@ class Runtime:
                 self.endpoint.tick()
                 if self.notifier.enabled:
                     self.notifier.status(self.status_line())
+
+                self.feed.tick()
                 # Compact only between syncs: rewrite() swaps the file under the worker.
                 if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not (
                     self.commit.syncing or self.journal.pending
@@ -467,7 +473,7 @@ class Runtime:
         setup = self.http
         if setup is None:
             return None
-        api = setup.api(self.commands, setup.host, setup.port, token=setup.token)
+        api = setup.api(self.commands, setup.host, setup.port, token=setup.token, feed=self.feed)
         try:
             await api.start()
         except OSError as exc:
