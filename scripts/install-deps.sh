@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 
 PKGS=(isc-dhcp-server isc-dhcp-client isc-dhcp-relay kea-dhcp4-server kea-admin
       busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc gcc
-      chromium chromium-driver npm)
+      chromium chromium-driver)
+# npm fetches the page's chart library; Debian's npm package conflicts with a Node.js that
+# brings its own npm (NodeSource's nodejs), so it is installed only when no npm is there.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 # mypyc's C output (scripts/build_native.py) needs Python's headers: Debian's python3 has them
 # in python3-dev; a Python built from source (pyenv) brings its own.
 PY=${PYTHON:-python3}
