@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
+from tandem.core.failover.handover import HANDOVER_FROM, handed_over, restart_after_shutdown
 from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
 from tandem.core.failover.link import Link
 from tandem.core.failover.loadbalance import hba_from_split
@@ -109,6 +110,7 @@ class FailoverEngine:
         self._gated = True  # see output_needs_commit
         self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
         self._received: dict[int, int] = {}  # message type -> count (see ``counters``)
+        self._log += restart_after_shutdown(self.machine, self.leases, now)
         self._run(self.machine.start(now), now)
 
     # --- the API the I/O layer uses -------------------------------------------------------
@@ -196,6 +198,23 @@ class FailoverEngine:
         """Operator: the partner is down (dhcpd: OMAPI local-state = partner-down)."""
         self._now = now
         self._run(self.machine.on_input(Input.ADMIN_PARTNER_DOWN, now), now)
+
+    def shutdown(self, now: int) -> bool:
+        """A planned stop (SIGTERM, failover-shutdown): NORMAL -> SHUTDOWN, STATE to the peer.
+
+        True when a handover began (wait until ``handover_done``); False when the state
+        hands nothing over (tandem.core.failover.handover) and the caller may stop at once.
+        """
+        self._now = now
+        if self.machine.state not in HANDOVER_FROM or self.link.state != "up":
+            return False
+        self._run(self.machine.on_input(Input.ADMIN_SHUTDOWN, now), now)
+        return True
+
+    def handover_done(self) -> bool:
+        """The partner showed it saw our SHUTDOWN (or it never will): stop now."""
+        link = self.link
+        return handed_over(self.machine, self.leases, link.state == "up" and link.close is None)
 
     def status(self) -> dict[str, object]:
         m = self.machine
