@@ -332,12 +332,14 @@ class Runtime:
         self.started = time.time()
         self._stats: dict[str, int] | None = None
         self._stats_at = 0.0
+        self._handover: asyncio.Task[dict[str, dict[str, object]]] | None = None
+        self.stop = asyncio.Event()  #: set: the server exits (after ``handover``)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self.stop
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, self._signalled, sig)
         control = ControlServer(
             self.opts.control_path,
             {"status": self.status, "partner-down": self.partner_down},
@@ -366,10 +368,29 @@ class Runtime:
                 ):
                     self.journal.rewrite(self.server.leases())
                     last_rewrite = time.monotonic()
+            await self.handover()
         finally:
             control.close()
             if self.links is not None:
                 self.links.close()
+
+    def _signalled(self, sig: int) -> None:
+        log.info("Received signal %d, initiating shutdown.", sig)  # dhcpd's words
+        self.stop.set()
+
+    async def handover(self) -> dict[str, dict[str, object]]:
+        """Hand each failover relationship in NORMAL over to its partner before exiting.
+
+        SHUTDOWN, STATE to the partner, at most ``HANDOVER_SECONDS`` for its answer, the lease
+        file made durable, the links closed (tandem.io.failover_listen.FailoverLinks.handover).
+        Runs once: SIGTERM/SIGINT call it on the way out, a command may call it first (then
+        set ``stop``); a second call returns the first one's result.
+        """
+        if self.links is None:
+            return {}
+        if self._handover is None:
+            self._handover = asyncio.ensure_future(self.links.handover())
+        return await asyncio.shield(self._handover)
 
     # --- control commands -----------------------------------------------------------------
 

@@ -40,8 +40,11 @@ __all__ = ["HANDOVER_FROM", "HANDOVER_SECONDS", "handed_over", "restart_after_sh
 
 #: States a planned stop hands over from (ISC: ``if (state->me.state == normal)``).
 HANDOVER_FROM = frozenset({S.NORMAL})
-#: How long a stop waits for the partner to show it saw the SHUTDOWN (the runtime's bound).
-HANDOVER_SECONDS = 2.0
+#: How long a stop waits for the partner's answer (the runtime's bound). A Tandem partner
+#: answers at once; dhcpd moves to PARTNER-DOWN at once but batches its BNDACKs for 2 s
+#: after the last update it got, and leaving NORMAL re-sends our un-acked updates (ISC's
+#: rescind, §7.6), so their acks can take 2 s and a bit from the SIGTERM.
+HANDOVER_SECONDS = 5.0
 
 
 def handed_over(machine: FailoverStateMachine, leases: FailoverLeases, link_up: bool) -> bool:
