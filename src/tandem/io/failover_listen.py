@@ -276,7 +276,7 @@ class FailoverLinks:
         out: dict[str, dict[str, object]] = {}
         for name, link in self.links.items():
             st = link.engine.status()
-            done = started[name] and link.engine.handover_done()
+            done = started[name] and link.engine.handed_over()
             out[name] = {
                 "handed_over": done,
                 "my_state": st["my_state"],

@@ -46,7 +46,7 @@ def hand_over(stopping: Node, partner: Node, pair: Pair) -> None:
     pair.pump()
     assert stopping.state() == "shutdown"
     assert partner.state() == "partner-down"
-    assert stopping.engine.handover_done()
+    assert stopping.engine.handover_done() and stopping.engine.handed_over()
     pair.disconnect()  # the process exits
     assert partner.state() == "partner-down"
 
@@ -100,8 +100,9 @@ def test_handover_waits_for_the_acks_of_what_was_queued() -> None:
     p.engine.receive_data(answer[:first], pair.now)
     assert p.engine.machine.peer_state == 4  # PARTNER-DOWN seen...
     assert not p.engine.handover_done()  # ...but three updates are still un-acked
+    assert not p.engine.handed_over()
     p.engine.receive_data(answer[first:], pair.now)
-    assert p.engine.handover_done()
+    assert p.engine.handover_done() and p.engine.handed_over()
     assert len(active_clients(s)) == 3
 
 
@@ -128,7 +129,8 @@ def test_restart_after_an_unanswered_shutdown_waits_out_the_mclt() -> None:
     pair.up = False
     p.engine.connection_lost(pair.now)
     s.engine.connection_lost(pair.now)
-    assert p.engine.handover_done()  # nothing more to wait for
+    assert p.engine.handover_done()  # nothing more to wait for...
+    assert not p.engine.handed_over()  # ...but nothing was handed over
     rec = p.records[-1]
     assert (rec.my_state, rec.partner_state) == ("shutdown", "normal")
     s.engine.partner_down(pair.now)

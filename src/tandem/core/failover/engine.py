@@ -22,7 +22,12 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from tandem.core.failover.handover import HANDOVER_FROM, handed_over, restart_after_shutdown
+from tandem.core.failover.handover import (
+    HANDOVER_FROM,
+    handed_over,
+    nothing_to_wait_for,
+    restart_after_shutdown,
+)
 from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
 from tandem.core.failover.link import Link
 from tandem.core.failover.loadbalance import hba_from_split
@@ -213,8 +218,12 @@ class FailoverEngine:
 
     def handover_done(self) -> bool:
         """The partner showed it saw our SHUTDOWN (or it never will): stop now."""
-        link = self.link
-        return handed_over(self.machine, self.leases, link.state == "up" and link.close is None)
+        up = self.link.state == "up" and self.link.close is None
+        return nothing_to_wait_for(self.machine, self.leases, up)
+
+    def handed_over(self) -> bool:
+        """SHUTDOWN seen by the partner (PARTNER-DOWN) and nothing of ours un-acked."""
+        return handed_over(self.machine, self.leases)
 
     def status(self) -> dict[str, object]:
         m = self.machine

@@ -12,7 +12,8 @@ and server/failover.c ``dhcp_failover_set_state``):
 Tandem keeps the SHUTDOWN record as the lease file's last word (it is what really happened
 last) and makes the SHUTDOWN -> RECOVER move at the restart instead, under the same condition
 read back from disk: the recorded partner state is PARTNER-DOWN and no lease of the
-relationship has a change the partner never acknowledged (``tstp > atsfp``). Either way the
+relationship has a change the partner never acknowledged (``tstp > atsfp``; stricter than
+dhcpd, see ``unacked_changes``). Either way the
 partner knows every binding we ever gave (UPDREQALL sends them all back during RECOVER), so
 waiting out the MCLT protects nothing. Anything else (a handover that timed out, a crash in
 SHUTDOWN) restarts in RECOVER with STOS = now: the full, always safe, MCLT wait. dhcpd itself
@@ -36,7 +37,14 @@ if TYPE_CHECKING:
 
 S = ServerState
 
-__all__ = ["HANDOVER_FROM", "HANDOVER_SECONDS", "handed_over", "restart_after_shutdown"]
+__all__ = [
+    "HANDOVER_FROM",
+    "HANDOVER_SECONDS",
+    "handed_over",
+    "nothing_to_wait_for",
+    "restart_after_shutdown",
+    "unacked_changes",
+]
 
 #: States a planned stop hands over from (ISC: ``if (state->me.state == normal)``).
 HANDOVER_FROM = frozenset({S.NORMAL})
@@ -47,17 +55,34 @@ HANDOVER_FROM = frozenset({S.NORMAL})
 HANDOVER_SECONDS = 5.0
 
 
-def handed_over(machine: FailoverStateMachine, leases: FailoverLeases, link_up: bool) -> bool:
-    """Is there nothing left to wait for? (We are SHUTDOWN, or never left our state.)
+def handed_over(machine: FailoverStateMachine, leases: FailoverLeases) -> bool:
+    """In SHUTDOWN, the partner's STATE said PARTNER-DOWN and every update of ours is acked."""
+    return (
+        machine.state is S.SHUTDOWN
+        and machine.peer_state == S.PARTNER_DOWN
+        and not (leases.queue or leases.inflight or leases.staged)
+    )
 
-    True once the partner's STATE says PARTNER-DOWN and every update of ours is acknowledged,
-    or when waiting is pointless: not in SHUTDOWN, or the link is gone.
+
+def nothing_to_wait_for(
+    machine: FailoverStateMachine, leases: FailoverLeases, link_up: bool
+) -> bool:
+    """Handed over, or waiting is pointless: not in SHUTDOWN, or the link is gone."""
+    return machine.state is not S.SHUTDOWN or not link_up or handed_over(machine, leases)
+
+
+def unacked_changes(leases: FailoverLeases) -> bool:
+    """Does a lease of the relationship hold a change the partner never acknowledged?
+
+    ``tstp > atsfp``, as the lease file says. Stricter than dhcpd's test (its update and ack
+    queues): a change the partner refused (a lost duel, reject 16) counts too, so after one
+    the restart takes the safe path and waits out the MCLT.
     """
-    if machine.state is not S.SHUTDOWN or not link_up:
-        return True
-    if machine.peer_state != S.PARTNER_DOWN:
-        return False
-    return not (leases.queue or leases.inflight or leases.staged)
+    return any(
+        (lease.tstp or 0) > (lease.atsfp or 0)
+        for a, lease in leases.db.by_addr.items()
+        if leases.pools.of(a) is not None
+    )
 
 
 def restart_after_shutdown(
@@ -70,11 +95,7 @@ def restart_after_shutdown(
     """
     if machine.state is not S.SHUTDOWN:
         return []
-    clean = machine.peer_state == S.PARTNER_DOWN and not any(
-        (lease.tstp or 0) > (lease.atsfp or 0)
-        for a, lease in leases.db.by_addr.items()
-        if leases.pools.of(a) is not None
-    )
+    clean = machine.peer_state == S.PARTNER_DOWN and not unacked_changes(leases)
     machine.state = machine.saved_state = S.RECOVER
     machine.stos = now - machine.mclt if clean else now
     return [f"failover peer {leases.name}: I move from shutdown to recover"]
