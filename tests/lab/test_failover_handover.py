@@ -149,3 +149,22 @@ def test_sigterm_hands_over_to_a_dhcpd_partner(lab: Lab, stop: str) -> None:
     for mac, addr in bound.items():
         assert primary.active().get(addr) == mac and secondary.active().get(addr) == mac
     assert ours.status()["partner_state"] == "normal"
+
+
+def test_sigterm_outside_normal_stops_at_once(lab: Lab) -> None:
+    """COMMUNICATIONS-INTERRUPTED: no partner to tell, so no SHUTDOWN; exit 0 at once."""
+    primary, secondary = _pair(lab, "tandem", "tandem")
+    primary.kill()
+    secondary.wait_state("communications-interrupted", 30)
+    assert secondary.server is not None
+    began = time.monotonic()
+    rc = secondary.server.stop(signal.SIGTERM)
+    took = time.monotonic() - began
+    assert rc == 0, (rc, secondary.log()[-3000:])
+    assert took < 1.0, took
+    assert "Received signal 15, initiating shutdown." in secondary.log()
+    assert "to shutdown" not in secondary.log(), secondary.log()
+    rec = parse_leases(
+        secondary.leases_path.read_text(encoding="latin-1"), str(secondary.leases_path)
+    ).failover_states[NAME]
+    assert rec.my_state == "communications-interrupted", rec
