@@ -72,6 +72,9 @@ class Engine(Protocol):
     def get_timer(self) -> int | None: ...
     def handle_timer(self, now: int) -> None: ...
     def partner_down(self, now: int) -> None: ...
+    def shutdown(self, now: int) -> bool: ...
+    def handover_done(self) -> bool: ...
+    def handed_over(self) -> bool: ...
     def status(self) -> dict[str, object]: ...
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]: ...
     def take_log(self) -> list[str]: ...
@@ -120,6 +123,7 @@ class _Conn(asyncio.BufferedProtocol):
         self.outgoing = outgoing
         self.transport: asyncio.Transport | None = None
         self.closing = False
+        self.lost = False
         self.doomed = False  # the engine asked to close it: feed it nothing more
         self.pending_timer: asyncio.TimerHandle | None = None
         self._buf = bytearray(READ_SIZE)
@@ -144,7 +148,7 @@ class _Conn(asyncio.BufferedProtocol):
         return False  # a half-closed failover link is a closed one
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closing = True
+        self.closing = self.lost = True
         self.link._lost(self)
 
     def pause_writing(self) -> None:
@@ -215,6 +219,7 @@ class FailoverLink:
         self._delivered = 0
         self._closed = False
         self._lazy: asyncio.TimerHandle | None = None  # see _commit_soon
+        self._finishing: _Conn | None = None  # see finish()
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -477,6 +482,27 @@ class FailoverLink:
     def partner_down(self) -> None:
         self.engine.partner_down(self._now())
         self.service()
+
+    def shutdown(self) -> bool:
+        """A planned stop: NORMAL -> SHUTDOWN and STATE to the peer; False: nothing to hand over."""
+        began = self.engine.shutdown(self._now())
+        self.service()
+        return began
+
+    def finish(self) -> None:
+        """After a handover: stop, and close the connection cleanly (its bytes, then a FIN)."""
+        conn, self.attached = self.attached, None  # close() aborts only what is left
+        self.close()
+        if conn is not None:
+            conn.close()
+            self._finishing = conn
+
+    def unsent(self) -> int:
+        """Bytes a finished connection still has to write."""
+        conn = self._finishing
+        if conn is None or conn.transport is None or conn.lost:
+            return 0
+        return conn.transport.get_write_buffer_size()
 
     def status(self) -> dict[str, object]:
         out: dict[str, object] = dict(self.engine.status())

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address
 
 from tandem.config.model import FailoverPeer
+from tandem.core.failover.handover import HANDOVER_SECONDS
 from tandem.io.commit import GroupCommit
 from tandem.io.failover_link import Clock, Emit, Engine, FailoverLink, Timing
 
@@ -288,6 +289,63 @@ class FailoverLinks:
         link = self.links[name]
         link.partner_down()
         return link
+
+    async def handover(self, timeout: float = HANDOVER_SECONDS) -> dict[str, dict[str, object]]:
+        """A planned stop (SIGTERM, failover-shutdown): hand every relationship over.
+
+        Each one in NORMAL moves to SHUTDOWN and sends STATE (tandem.core.failover.handover);
+        then this waits, at most ``timeout`` seconds in all, until every partner answered
+        (its STATE PARTNER-DOWN and the BNDACKs of what was queued), makes the lease file
+        durable, and closes the links cleanly (a FIN after the last bytes, not a reset).
+        Returns per relationship: whether it handed over and the states it ended in.
+        """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + timeout
+        started = {name: link.shutdown() for name, link in self.links.items()}
+        engines = [link.engine for link in self.links.values()]
+        while not all(e.handover_done() for e in engines) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        durable: asyncio.Future[None] = loop.create_future()
+
+        def synced() -> None:
+            if not durable.done():
+                durable.set_result(None)
+
+        self._commit.after_durable(synced)
+        try:
+            await asyncio.wait_for(durable, max(0.5, deadline - loop.time()))
+        except TimeoutError:
+            log.error("failover: lease file not durable at shutdown")
+        out: dict[str, dict[str, object]] = {}
+        for name, link in self.links.items():
+            st = link.engine.status()
+            done = started[name] and link.engine.handed_over()
+            out[name] = {
+                "handed_over": done,
+                "my_state": st["my_state"],
+                "partner_state": st["partner_state"],
+                "seconds": round(loop.time() - began, 3),
+            }
+            if started[name] and not done:
+                log.error(
+                    "failover peer %s: no answer to the shutdown in %g s "
+                    "(partner %s, %d updates un-acked): the restart will wait out the MCLT",
+                    name,
+                    timeout,
+                    st["partner_state"],
+                    int(str(st["unacked_updates"])) + int(str(st["queued_updates"])),
+                )
+            link.finish()
+        for dialer in self.dialers.values():
+            dialer.close()
+        # Let the transports write their last bytes and the FIN (bounded: a peer that stopped
+        # reading gets the reset at exit).
+        end = loop.time() + 0.5
+        while any(link.unsent() for link in self.links.values()) and loop.time() < end:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        return out
 
     def status(self) -> dict[str, object]:
         out: dict[str, object] = {name: link.status() for name, link in self.links.items()}

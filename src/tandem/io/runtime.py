@@ -417,11 +417,14 @@ class Runtime:
         self.feed = PageFeed(self.commands)  # the live page's history and events
         self.commands.add("history-get", self.feed.history_get)
 
+        self._handover: asyncio.Task[dict[str, dict[str, object]]] | None = None
+        self.stop = asyncio.Event()  #: set: the server exits (after ``handover``)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self.stop
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, self._signalled, sig)
         loop.add_signal_handler(signal.SIGHUP, self._sighup, loop)
         control = ControlServer(
             self.opts.control_path,
@@ -439,6 +442,7 @@ class Runtime:
             self.links.start(loop)
         # -user/-group: everything that needs root is open, and the loop has not run since
         # the sockets were added to it, so no packet has been answered yet.
+        told_stopping = False
         try:
             drop(self.ident)
             say(self.opts, "Server starting service.")
@@ -451,7 +455,6 @@ class Runtime:
                 self.endpoint.tick()
                 if self.notifier.enabled:
                     self.notifier.status(self.status_line())
-
                 self.feed.tick()
                 # Compact only between syncs: rewrite() swaps the file under the worker.
                 if time.monotonic() - last_rewrite >= REWRITE_PERIOD and not (
@@ -459,8 +462,12 @@ class Runtime:
                 ):
                     self.journal.rewrite(self.server.leases())
                     last_rewrite = time.monotonic()
+            self.notifier.stopping()  # before the handover's wait for the partner
+            told_stopping = True
+            await self.handover()
         finally:
-            self.notifier.stopping()
+            if not told_stopping:
+                self.notifier.stopping()
             self.notifier.close()
             control.close()
             if api is not None:
@@ -547,6 +554,24 @@ class Runtime:
             st = link.engine.status()
             states[name] = (str(st.get("my_state")), str(st.get("partner_state")))
         return status_text(len(self.server.config.subnets), states)
+
+    def _signalled(self, sig: int) -> None:
+        log.info("Received signal %d, initiating shutdown.", sig)  # dhcpd's words
+        self.stop.set()
+
+    async def handover(self) -> dict[str, dict[str, object]]:
+        """Hand each failover relationship in NORMAL over to its partner before exiting.
+
+        SHUTDOWN, STATE to the partner, at most ``HANDOVER_SECONDS`` for its answer, the lease
+        file made durable, the links closed (tandem.io.failover_listen.FailoverLinks.handover).
+        Runs once: SIGTERM/SIGINT call it on the way out, a command may call it first (then
+        set ``stop``); a second call returns the first one's result.
+        """
+        if self.links is None:
+            return {}
+        if self._handover is None:
+            self._handover = asyncio.ensure_future(self.links.handover())
+        return await asyncio.shield(self._handover)
 
     # --- control commands -----------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Fault", "describe", "draw_faults"]
+__all__ = ["KINDS", "Fault", "describe", "draw_faults", "draw_handovers"]
 
 SECOND = 1000  # the simulator's clock counts milliseconds
 
@@ -35,6 +35,8 @@ class Fault:
       2 = at its next commit with a torn prefix of the batch written.
     * ``partner_down``: the operator runs partner-down on ``node`` at ``start``.
     * ``clock``: ``node``'s clock is off by ``value`` ms for the whole run.
+    * ``handover``: ``node`` gets SIGTERM at ``start`` (a planned stop: it hands over, see
+      tandem.core.failover.handover) and is started again at ``end``.
     """
 
     kind: str
@@ -77,6 +79,18 @@ def draw_faults(rng: random.Random, duration: int, max_faults: int = 8) -> list[
     return out
 
 
+def draw_handovers(rng: random.Random, duration: int, max_stops: int = 3) -> list[Fault]:
+    """Planned stops (SIGTERM, then a restart), from their own random stream so adding them
+    left every seed's other faults as they were drawn before."""
+    out = []
+    for _ in range(rng.choice((0, rng.randint(1, max_stops)))):
+        start = rng.randrange(0, duration)
+        brief, long = rng.randrange(SECOND, 30 * SECOND), rng.randrange(SECOND, duration // 3)
+        down = rng.choice((brief, long))
+        out.append(Fault("handover", start, min(duration, start + down), rng.choice(NODES)))
+    return out
+
+
 def describe(f: Fault) -> str:
     """One line, with times in seconds."""
     s, e = f.start / SECOND, f.end / SECOND
@@ -89,6 +103,8 @@ def describe(f: Fault) -> str:
     if f.kind == "crash":
         how = ("between commits", "at next commit", "torn at next commit")[int(f.value)]
         return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  {f.node} ({how})"
+    if f.kind == "handover":
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  {f.node} (SIGTERM, then a restart)"
     if f.kind == "partner_down":
         return f"{f.kind:12} {s:9.3f}s               on {f.node}"
     return f"{f.kind:12} {f.node} off by {int(f.value)} ms"

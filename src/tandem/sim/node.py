@@ -18,6 +18,7 @@ from typing import Protocol
 
 from tandem.config.model import Config
 from tandem.core.failover.engine import FailoverEngine, FailoverSetup
+from tandem.core.failover.handover import HANDOVER_SECONDS
 from tandem.core.server import DhcpServer
 from tandem.core.types import Reply, RxMeta
 from tandem.sim.journal import SimJournal
@@ -29,6 +30,7 @@ __all__ = ["COMMIT_MS", "T0", "Conn", "NodeWorld", "SimNode"]
 T0 = 1_700_000_000  #: the epoch second virtual time 0 maps to
 COMMIT_MS = 3  #: how long a group commit (write + fsync) takes
 TICK_MS = 1000  #: the I/O layer calls DhcpServer.tick once a second
+HANDOVER_MS = int(HANDOVER_SECONDS * 1000)  #: tandem.io.failover_listen.FailoverLinks.handover
 
 
 @dataclass(eq=False)
@@ -45,9 +47,10 @@ class NodeWorld(Protocol):
 
     t: int  #: virtual time, ms
     verbose: bool
-    visited: set[str]  #: failover states either server entered
 
     def at(self, t: int, action: Callable[[], None]) -> None: ...
+
+    def entered(self, node: SimNode, state: str) -> None: ...
 
     def note(self, text: str) -> None: ...
 
@@ -90,6 +93,7 @@ class SimNode:
         self.last_fired: int | None = None
         self.log: list[str] = []
         self.starts = 0
+        self.stopping = False  # SIGTERM received: handing over, then exiting
 
     # --- clocks ---------------------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class SimNode:
         self.epoch += 1
         self.starts += 1
         self.conn = self.doomed = None
+        self.stopping = False
         self.waiting = []
         self.commit_due = False
         self.crash_at_commit = None
@@ -264,8 +269,31 @@ class SimNode:
         self.engine.receive_data(data, self.now())
         self.service()
 
+    def terminate(self, on_exit: Callable[[bool], None]) -> None:
+        """SIGTERM, as tandem.io.runtime handles it: the engine hands over (at most
+        ``HANDOVER_MS``), the journal is made durable, then ``on_exit(handed_over)``."""
+        engine = self.engine
+        assert engine is not None
+        self.stopping = True
+        began = engine.shutdown(self.now())
+        self.service()
+        self._await_handover(self.epoch, self.world.t + HANDOVER_MS, began, on_exit)
+
+    def _await_handover(
+        self, epoch: int, deadline: int, began: bool, on_exit: Callable[[bool], None]
+    ) -> None:
+        engine = self.engine
+        if epoch != self.epoch or engine is None:
+            return  # it crashed meanwhile
+        if not engine.handover_done() and self.world.t < deadline:
+            again = partial(self._await_handover, epoch, deadline, began, on_exit)
+            self.world.at(self.world.t + 10, again)
+            return
+        done = began and engine.handed_over()
+        self.after_durable(lambda: on_exit(done) if epoch == self.epoch else None)
+
     def partner_down(self) -> None:
-        if self.engine is not None:
+        if self.engine is not None and not self.stopping:
             self.engine.partner_down(self.now())
             self.service()
 
@@ -294,7 +322,7 @@ class SimNode:
     def _say(self, lines: list[str]) -> None:
         for line in lines:
             if " I move from " in line:
-                self.world.visited.add(line.rsplit(" ", 1)[-1])
+                self.world.entered(self, line.rsplit(" ", 1)[-1])
             if self.world.verbose:
                 self.world.note(f"{self.name}: {line}")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tandem.sim.configs import VARIANTS, Variant
-from tandem.sim.faults import Fault, describe, draw_faults
+from tandem.sim.faults import Fault, describe, draw_faults, draw_handovers
 from tandem.sim.node import SimNode
 from tandem.sim.world import Violation, World
 
@@ -36,7 +36,10 @@ def plan(seed: int, duration: int) -> tuple[Variant, list[Fault]]:
     """The variant and fault schedule of ``seed`` (a fault-free seed is possible)."""
     rng = random.Random(f"{seed}:plan")
     variant = rng.choices(VARIANTS, _VARIANT_WEIGHTS)[0]
-    return variant, draw_faults(rng, duration * 1000)
+    faults = draw_faults(rng, duration * 1000)
+    faults += draw_handovers(random.Random(f"{seed}:handover"), duration * 1000)
+    faults.sort(key=lambda f: (f.start, f.kind, f.node))
+    return variant, faults
 
 
 def run_seed(

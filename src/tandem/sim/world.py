@@ -24,6 +24,9 @@ Invariants (checked while the run goes, the first violation ends it):
   lease databases agree;
 * (d) while both servers are NORMAL, no lease stays EXPIRED or RELEASED longer than
   ``grace`` seconds;
+* (h) a planned stop (SIGTERM) of a server in NORMAL, with the link healthy for its whole
+  length, hands over (the partner is PARTNER-DOWN and has acked everything), and the restart
+  after one that left no refused change behind never waits out the MCLT in RECOVER-WAIT;
 * (x) the core never raises.
 
 Operator rules (ISC's too: partner-down promises the partner is really down): partner-down
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from functools import partial
 from ipaddress import IPv4Address
 
+from tandem.core.failover.handover import unacked_changes
 from tandem.core.lease import BindingState
 from tandem.core.types import Reply
 from tandem.sim.client import SimClient
@@ -132,8 +136,9 @@ class World:
         self.restart_at: dict[str, int] = {}
         self.normal_seen: int | None = None
         self.stuck: dict[tuple[str, int], int] = {}
-        self.stats: dict[str, int] = {"acks": 0, "crashes": 0, "links": 0, "skipped": 0}
+        self.stats = {"acks": 0, "crashes": 0, "links": 0, "skipped": 0, "handovers": 0}
         self.visited: set[str] = set()  # failover states either server entered
+        self.clean: set[str] = set()  # (h): restarted after a completed handover, not yet NORMAL
 
     # --- the event loop -----------------------------------------------------------------------
 
@@ -217,6 +222,8 @@ class World:
             self.at(f.start, partial(self._crash, f))
         elif f.kind == "partner_down":
             self.at(f.start, partial(self._partner_down, f))
+        elif f.kind == "handover":
+            self.at(f.start, partial(self._sigterm, f))
 
     def _partition_begin(self, f: Fault) -> None:
         if self.faults_over:
@@ -256,6 +263,35 @@ class World:
             self.node_crashed(node)
         else:
             node.crash_at_commit = -1.0 if f.value == 1 else self.net.uniform(0.05, 0.95)
+
+    def _sigterm(self, f: Fault) -> None:
+        node = self.primary if f.node == "primary" else self.secondary
+        if not node.up or node.stopping or self.faults_over:
+            return
+        self.restart_at[node.name] = self.t + (f.end - f.start)
+        healthy = self.both_normal() and not self.partitions and not self._active("peer_delay")
+        self.note(f"{node.name}: SIGTERM ({node.state()})")
+        node.terminate(partial(self._exited, node, healthy, self._other(node).starts))
+
+    def _exited(self, node: SimNode, healthy: bool, starts: int, done: bool) -> None:
+        self.note(f"{node.name}: exits, {'handed over' if done else 'no handover'}")
+        other = self._other(node)
+        if healthy and not done and other.up and other.starts == starts and not self.partitions:
+            self.fail("h", f"{node.name} did not hand over on a healthy link")
+        self.stats["handovers"] += done
+        if done and node.engine is not None and not unacked_changes(node.engine.leases):
+            self.clean.add(node.name)
+        node.crash()  # the process exits: its journal is durable, the peer sees a FIN
+        due = self.restart_at.pop(node.name, self.t + S)
+        self.at(max(due, self.t + 1), partial(self._restart, node))
+
+    def entered(self, node: SimNode, state: str) -> None:
+        self.visited.add(state)
+        if node.name in self.clean:
+            if state == "recover-wait":
+                self.fail("h", f"{node.name} waits out the MCLT after a clean handover")
+            if state in ("normal", "partner-down", "potential-conflict"):
+                self.clean.discard(node.name)
 
     def _partner_down(self, f: Fault) -> None:
         node = self.primary if f.node == "primary" else self.secondary

@@ -22,6 +22,12 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
+from tandem.core.failover.handover import (
+    HANDOVER_FROM,
+    handed_over,
+    nothing_to_wait_for,
+    restart_after_shutdown,
+)
 from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
 from tandem.core.failover.link import Link
 from tandem.core.failover.loadbalance import hba_from_split
@@ -109,6 +115,7 @@ class FailoverEngine:
         self._gated = True  # see output_needs_commit
         self._answering: tuple[int, set[int]] | None = None  # our UPDDONE: xid, leases left
         self._received: dict[int, int] = {}  # message type -> count (see ``counters``)
+        self._log += restart_after_shutdown(self.machine, self.leases, now)
         self._run(self.machine.start(now), now)
 
     # --- the API the I/O layer uses -------------------------------------------------------
@@ -201,6 +208,27 @@ class FailoverEngine:
         """Operator: the partner is down (dhcpd: OMAPI local-state = partner-down)."""
         self._now = now
         self._run(self.machine.on_input(Input.ADMIN_PARTNER_DOWN, now), now)
+
+    def shutdown(self, now: int) -> bool:
+        """A planned stop (SIGTERM, failover-shutdown): NORMAL -> SHUTDOWN, STATE to the peer.
+
+        True when a handover began (wait until ``handover_done``); False when the state
+        hands nothing over (tandem.core.failover.handover) and the caller may stop at once.
+        """
+        self._now = now
+        if self.machine.state not in HANDOVER_FROM or self.link.state != "up":
+            return False
+        self._run(self.machine.on_input(Input.ADMIN_SHUTDOWN, now), now)
+        return True
+
+    def handover_done(self) -> bool:
+        """The partner showed it saw our SHUTDOWN (or it never will): stop now."""
+        up = self.link.state == "up" and self.link.close is None
+        return nothing_to_wait_for(self.machine, self.leases, up)
+
+    def handed_over(self) -> bool:
+        """SHUTDOWN seen by the partner (PARTNER-DOWN) and nothing of ours un-acked."""
+        return handed_over(self.machine, self.leases)
 
     def status(self) -> dict[str, object]:
         m = self.machine
