@@ -4,6 +4,7 @@ lease_ping_timeout, driven by hand (``manual_pings``: nobody resolves the pings 
 from __future__ import annotations
 
 from ipaddress import IPv4Interface
+from pathlib import Path
 
 from corekit import (
     AUTHORITATIVE,
@@ -277,3 +278,26 @@ def test_held_offer_lapses_when_the_ping_outlives_the_hold() -> None:
     addr = pinged(c.send(1, T0))
     late = srv.ping_timed_out(A(addr), now=T0 + 200)  # the two-minute hold is gone
     assert late.reply is None and late.log == []
+
+
+def test_corpus_config_scopes() -> None:
+    """tests/configs/ping-check.conf (which dhcpd -t accepts too): each scope's setting wins."""
+    path = Path(__file__).resolve().parents[1] / "configs" / "ping-check.conf"
+    srv = DhcpServer(parse_text(path.read_text(), str(path)))
+    assert srv.ctx.abandon_lease_time == 3600
+
+    def discover(n: int, want: str, **kw: object) -> Outcome:
+        return client(srv, n).send(1, T0, requested=want, **kw)
+
+    # the range in the subnet: ping-timeout-ms (global) beats the shared network's ping-timeout
+    out = discover(1, "192.0.2.210")
+    assert out.ping == PingRequest(A("192.0.2.210"), 300)
+    # the pool turns it off; so does the class, wherever its member asks
+    assert offered(discover(2, "192.0.2.120")) == "192.0.2.120"
+    printer = {60: b"printer-x"}
+    assert offered(discover(3, "192.0.2.211", extra=printer)) == "192.0.2.211"
+    # the host's own ping-timeout-ms
+    out = FakeClient(srv, bytes.fromhex("525400000099"), manual_pings=True).send(
+        1, T0, requested="192.0.2.212"
+    )
+    assert out.ping == PingRequest(A("192.0.2.212"), 100)
