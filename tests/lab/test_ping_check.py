@@ -151,3 +151,35 @@ def test_pinger_on_a_real_raw_socket(lab: Lab, tmp_path: Path) -> None:
     assert counters.get("ignored: checksum", 0) >= 1, counters
     assert counters.get("ignored: not ours", 0) >= 1, counters
     assert counters.get("ignored: late or unexpected", 0) >= 1, counters
+
+
+#: Run as ``nobody`` (no CAP_NET_RAW): the socket cannot be opened.
+NO_SOCKET = r"""
+import asyncio, json, logging, sys
+from ipaddress import IPv4Address
+from tandem.io.ping import Pinger
+
+logging.basicConfig(stream=sys.stderr, format="%(message)s")
+done = []
+loop = asyncio.new_event_loop()
+pinger = Pinger.open(lambda a, ok: done.append([str(a), ok]))
+pinger.start(loop)
+pinger.ping(IPv4Address(sys.argv[1]), 200)
+loop.run_until_complete(asyncio.sleep(0.5))
+print(json.dumps({"socket": pinger.sock is not None, "done": done}))
+"""
+
+
+def test_pinger_without_a_socket_logs_dhcpds_line_and_still_waits(lab: Lab) -> None:
+    """As dhcpd's icmp_startup: "unable to create icmp socket: ..." and no ping, yet the
+    OFFER still waits ping-timeout (dhcpd's icmp_echorequest then reports success)."""
+    srv = lab.add_host("srv", SERVER_ADDR)
+    lab.add_host("squat", f"{SQUATTED}/24")  # would answer, if anything were sent
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    as_user = ["setpriv", f"--reuid={USER}", f"--regid={GROUP}", "--clear-groups"]
+    res = srv.run(
+        [*as_user, sys.executable, "-c", NO_SOCKET, SQUATTED],
+        env={"PYTHONPATH": src, "TANDEM_PURE": "1"},
+    )
+    assert res.stderr.startswith("unable to create icmp socket: Operation not permitted"), res
+    assert json.loads(res.stdout) == {"socket": False, "done": [[SQUATTED, False]]}
