@@ -6,7 +6,18 @@ eth0 -r RATE -R 60000 -p SECS -g single -s 1 -x e`` with SECS = min(20, 55000/RA
 exchange is a new lease. perfdhcp is pinned to CPU 0 and the server to CPU 1 (on 2+ CPUs). Every
 trial starts the server fresh with an empty lease database. Rows: ISC dhcpd, Kea, Tandem as
 ``make deps`` built it (hot path compiled with mypyc, scripts/build_native.py) and Tandem pure
-(``TANDEM_PURE=1``: the same source, interpreted).
+(``TANDEM_PURE=1``: the same source, interpreted). The "-ping" rows run ISC dhcpd and Tandem with
+ping-check on (``ping-check true; ping-timeout-ms 500;``, the rest of the config the same): every
+OFFER waits for a ping to an address nobody holds, so it leaves one timeout late; 500 ms stays
+inside perfdhcp's drop time (``-d``, 1 s by default), after which it counts an exchange lost.
+The "offer delay" column is perfdhcp's average DISCOVER-OFFER delay over the repeats. Two things
+differ for those rows: the exchanges started in the last ping timeout of a trial cannot end inside
+it, so ``rate * 0.5`` of them are not counted as lost; and each ping to an unheld address leaves
+a neighbour entry INCOMPLETE while ARP fails (3 s by default), and the kernel's table of them is
+shared by every namespace and full at 1024 entries (gc_thresh3, not settable per namespace), after
+which sends fail with ENOBUFS in every namespace, perfdhcp's included (its DISCOVERs then never
+leave). So for those rows the server's eth0 gives up ARP after one probe and 200 ms
+(``mcast_solicit``, ``retrans_time_ms``, per-namespace settings), for dhcpd and Tandem alike.
 
 "Max sustained rate" is the highest offered rate at which at most 1 % of the started exchanges did
 not end in an ACK: ramp up by doubling until a trial fails, bisect between the last good and the
@@ -37,8 +48,10 @@ from tandem.lab.servers import Server, run_dhcpd, run_kea, run_tandem
 
 HERE = Path(__file__).resolve().parent
 CONF = HERE / "conf"
-SERVERS = ("dhcpd", "kea", "tandem", "tandem-pure")
+SERVERS = ("dhcpd", "kea", "tandem", "tandem-pure", "dhcpd-ping", "tandem-ping")
 START_RATE = {"dhcpd": 200, "kea": 4000, "tandem": 1000, "tandem-pure": 1000}
+START_RATE |= {"dhcpd-ping": 200, "tandem-ping": 1000}
+PING_TIMEOUT_MS = 500  # the "-ping" rows: below perfdhcp's 1 s drop time
 MAX_RATE = 64000
 LOSS_LIMIT = 1.0  # percent
 EXCHANGE_CAP = 55000  # < pool size: no client repeats within one trial
@@ -52,6 +65,7 @@ class Trial:
     lost_pct: float
     cpu_ms_per_lease: float | None
     exit_code: int
+    offer_delay_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +80,7 @@ class Verdict:
     lost_pct: float | None = None
     cpu_ms_per_lease: float | None = None
     fsync_per_lease: float | None = None
+    offer_delay_ms: float | None = None
     error: str | None = None
     trials: list[Trial] = field(default_factory=list)
 
@@ -87,10 +102,11 @@ class Bench:
         """A fresh server with an empty lease database."""
         self.seq += 1
         leases = self.srv.workdir / f"{kind}-{self.seq}.leases"
-        if kind == "dhcpd":
-            return run_dhcpd(self.srv, _conf("dhcpd-perf.conf"), leases, cpu=self.cpu_srv)
-        if kind in ("tandem", "tandem-pure"):
-            conf = _conf("dhcpd-perf.conf")
+        if kind in ("dhcpd", "dhcpd-ping"):
+            conf = _ping_conf() if kind == "dhcpd-ping" else _conf("dhcpd-perf.conf")
+            return run_dhcpd(self.srv, conf, leases, cpu=self.cpu_srv)
+        if kind in ("tandem", "tandem-pure", "tandem-ping"):
+            conf = _ping_conf() if kind == "tandem-ping" else _conf("dhcpd-perf.conf")
             pure = kind == "tandem-pure"
             return run_tandem(self.srv, conf, leases, cpu=self.cpu_srv, pure=pure)
         if kind == "kea":
@@ -100,6 +116,8 @@ class Bench:
 
     def trial(self, kind: str, rate: int) -> Trial:
         secs = min(self.args.seconds, EXCHANGE_CAP / rate)
+        pings = kind.endswith("-ping")
+        _arp_for_pings(self.srv, pings)
         server = self.start(kind)
         try:
             before = cpu_seconds(server.proc.pid)
@@ -110,12 +128,19 @@ class Bench:
         finally:
             server.stop()
         cpu_ms = 1000.0 * used / res.acks if res.acks else None
-        t = Trial(rate, res.seconds, res.acks_per_s, res.lost_pct, cpu_ms, res.exit_code)
+        do = res.stats.get("DISCOVER-OFFER")
+        delay = do.avg_delay_ms if do is not None else None
+        lost = res.lost_pct
+        if pings and res.discovers:  # still waiting for their ping when the period ended
+            open_at_end = rate * PING_TIMEOUT_MS / 1000.0
+            lost = max(0.0, 100.0 * (res.discovers - res.acks - open_at_end) / res.discovers)
+        t = Trial(rate, res.seconds, res.acks_per_s, lost, cpu_ms, res.exit_code, delay)
         mark = "ok" if t.ok else "LOSS"
         cpu_txt = f"{cpu_ms:.3f} ms/lease" if cpu_ms is not None else "-"
+        delay_txt = f", offer delay {delay:.1f} ms" if delay is not None else ""
         print(
             f"  {kind:7} rate {rate:6}/s for {res.seconds:4.0f} s: {t.acks_per_s:9.1f} ACK/s, "
-            f"lost {t.lost_pct:6.2f} %, {cpu_txt} [{mark}]",
+            f"lost {t.lost_pct:6.2f} %, {cpu_txt}{delay_txt} [{mark}]",
             flush=True,
         )
         return t
@@ -195,11 +220,23 @@ class Bench:
         v.lost_pct = statistics.median(t.lost_pct for t in reps)
         cpus = [t.cpu_ms_per_lease for t in reps if t.cpu_ms_per_lease is not None]
         v.cpu_ms_per_lease = statistics.median(cpus) if cpus else None
+        delays = [t.offer_delay_ms for t in reps if t.offer_delay_ms is not None]
+        v.offer_delay_ms = statistics.median(delays) if delays else None
         return v
 
 
 def _conf(name: str) -> str:
     return (CONF / name).read_text(encoding="utf-8")
+
+
+def _ping_conf() -> str:
+    """The bench config with ping-check on and a timeout perfdhcp's drop time tolerates."""
+    text = _conf("dhcpd-perf.conf")
+    off = "ping-check false;"
+    if off not in text:
+        raise LabError(f"bench/conf/dhcpd-perf.conf has no {off!r} line to turn on")
+    on = f"ping-check true;\nping-timeout-ms {PING_TIMEOUT_MS};"
+    return text.replace(off, on, 1)
 
 
 def _round2(n: int) -> int:
@@ -208,6 +245,14 @@ def _round2(n: int) -> int:
         return n
     mag = int(10 ** (len(str(n)) - 2))
     return max(mag, round(n / mag) * mag)
+
+
+def _arp_for_pings(host: Host, pings: bool) -> None:
+    """The "-ping" rows: eth0 gives up ARP after one probe and 200 ms (else the default: 3
+    probes, 1 s apart), so failed resolutions do not fill the kernel's neighbour table."""
+    solicit, retrans = ("1", "200") if pings else ("3", "1000")
+    for name, val in (("mcast_solicit", solicit), ("retrans_time_ms", retrans)):
+        host.run(["sysctl", "-q", "-w", f"net.ipv4.neigh.eth0.{name}={val}"])
 
 
 def _raise_neigh_limits(host: Host) -> None:
@@ -228,29 +273,35 @@ def _ratio(a: float | int | None, b: float | int | None) -> str:
 
 def print_table(verdicts: list[Verdict]) -> None:
     head = (
-        "| server | max rate (<=1 % lost) | ACK/s (median) | lost % | CPU ms/lease | fsync/lease |"
+        "| server | max rate (<=1 % lost) | ACK/s (median) | lost % | CPU ms/lease | fsync/lease "
+        "| offer delay ms |"
     )
     print()
     print("Pool 198.18.1.0-198.18.235.95 (60000 addresses), new clients, lease time 86400 s.")
     print(head)
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for v in verdicts:
         if v.max_rate is None:
-            print(f"| {v.server} | {v.error or 'no result'} | - | - | - | - |")
+            print(f"| {v.server} | {v.error or 'no result'} | - | - | - | - | - |")
             continue
         fs = _fmt(v.fsync_per_lease, ".2f")
         if v.error:
             fs = f"{fs} ({v.error})"
         print(
             f"| {v.server} | {v.max_rate} | {_fmt(v.acks_per_s, '.1f')} | "
-            f"{_fmt(v.lost_pct, '.2f')} | {_fmt(v.cpu_ms_per_lease, '.3f')} | {fs} |"
+            f"{_fmt(v.lost_pct, '.2f')} | {_fmt(v.cpu_ms_per_lease, '.3f')} | {fs} | "
+            f"{_fmt(v.offer_delay_ms, '.1f')} |"
         )
     by = {v.server: v for v in verdicts}
-    for mine in ("tandem", "tandem-pure"):
+    for mine, others in (
+        ("tandem", ("kea", "dhcpd")),
+        ("tandem-pure", ("kea", "dhcpd")),
+        ("tandem-ping", ("dhcpd-ping",)),
+    ):
         t = by.get(mine)
         if t is None:
             continue
-        for other in ("kea", "dhcpd"):
+        for other in others:
             o = by.get(other)
             if o is None:
                 continue

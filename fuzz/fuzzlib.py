@@ -185,7 +185,11 @@ def check_packet(pkt: Packet) -> None:
         server = _server(name)
         for meta in _metas(pkt):
             _clock[0] += 1
-            _check_outcome(server.handle(pkt, meta, _clock[0]), pkt)
+            out = server.handle(pkt, meta, _clock[0])
+            _check_outcome(out, pkt)
+            if out.ping is not None:  # ping-check: nobody answers; the held OFFER must encode
+                assert out.reply is None, "an OFFER both sent and held for its ping"
+                _check_outcome(server.ping_timed_out(out.ping.address, now=_clock[0]), pkt)
     # Option helpers the server calls on received data: only their domain errors.
     helpers: tuple[tuple[int, Callable[[bytes], object]], ...] = (
         (81, decode_fqdn),

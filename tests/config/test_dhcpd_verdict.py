@@ -47,6 +47,7 @@ EXPECTED: dict[str, Reject | None] = {
     "includes-main.conf": ACCEPT,
     "conditionals.conf": ACCEPT,
     "global-params.conf": ACCEPT,
+    "ping-check.conf": ACCEPT,
     "ddns-events.conf": ACCEPT,
     "bootp-dynamic.conf": ACCEPT,
     "permits.conf": ACCEPT,

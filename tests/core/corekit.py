@@ -120,8 +120,24 @@ def packet(
     )
 
 
+def no_answer(srv: DhcpServer, out: Outcome, now: int) -> Outcome:
+    """ping-check (on unless a config turns it off): the ping ``out`` asks for, if any, times
+    out at once, and ``out`` becomes what a server without ping-check would have returned."""
+    if out.ping is not None:
+        more = srv.ping_timed_out(out.ping.address, now=now)
+        out.log += more.log
+        out.writes += more.writes
+        out.reply = more.reply
+        out.ping = None
+    return out
+
+
 class FakeClient:
-    """A DHCP client that talks to a server directly (no wire)."""
+    """A DHCP client that talks to a server directly (no wire).
+
+    Nobody answers the server's pings (``no_answer``) unless ``manual_pings``: then an
+    outcome that asks for a ping is returned as it is (tests/core/test_core_ping.py).
+    """
 
     def __init__(
         self,
@@ -129,15 +145,19 @@ class FakeClient:
         hw: bytes,
         client_id: bytes | None = None,
         meta: RxMeta = META,
+        *,
+        manual_pings: bool = False,
     ) -> None:
         self.srv, self.hw, self.client_id, self.meta = srv, hw, client_id, meta
         self.address: IPv4Address | None = None
         self.xid = 0
+        self.manual_pings = manual_pings
 
     def send(self, mtype: int, now: int, meta: RxMeta | None = None, **kw: object) -> Outcome:
         self.xid += 1
         p = packet(mtype, self.hw, xid=self.xid, client_id=self.client_id, **kw)  # type: ignore[arg-type]
-        return self.srv.handle(p, meta or self.meta, now)
+        out = self.srv.handle(p, meta or self.meta, now)
+        return out if self.manual_pings else no_answer(self.srv, out, now)
 
     def dora(self, now: int, **kw: object) -> Outcome:
         off = self.send(1, now, **kw)

@@ -106,6 +106,12 @@ def served(srv: DhcpServer, pkt: Packet, meta: RxMeta = BCAST, now: int = T0) ->
     """handle() plus what the endpoint does with a reply: encode it within the client's size."""
     out = srv.handle(pkt, meta, now)
     assert isinstance(out, Outcome)
+    if out.ping is not None:  # ping-check (the seed leaves it on): nobody answers, at once
+        more = srv.ping_timed_out(out.ping.address, now=now)
+        out.log += more.log
+        out.writes += more.writes
+        out.reply = more.reply
+        out.ping = None
     if out.reply is not None:
         wire = encode(out.reply.packet, max_size=pkt.max_message_size)
         assert decode(wire).xid == pkt.xid

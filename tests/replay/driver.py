@@ -234,6 +234,13 @@ class Replay:
             f"> {node.name} {meta.interface} {meta.src_ip}:{meta.src_port} {cast} {raw.hex()}"
         )
         out = node.server.handle(rx, meta, self.now)
+        if out.ping is not None:
+            # ping-check (on: the configs do not turn it off): nobody answers, at once, so
+            # the transcript is the one a server without ping-check writes.
+            more = node.server.ping_timed_out(out.ping.address, now=self.now)
+            out.log += more.log
+            out.writes += more.writes
+            out.reply = more.reply
         mt = rx.options.get(53)
         self.coverage["rx " + NAMES.get(mt[0], str(mt[0])) if mt else "rx BOOTP"] += 1
         if out.drop is not None:

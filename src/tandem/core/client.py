@@ -17,7 +17,6 @@ from tandem.core.types import RxMeta
 from tandem.wire.dhcp import Packet
 
 INFINITE = 0xFFFFFFFF  # lease time meaning "never expires"
-ABANDON_LEASE_TIME = 86400  # dhcpd's default abandon-lease-time
 
 
 def hw_text(hw: HwKey) -> str:

@@ -13,6 +13,8 @@ from tandem.core.allocator import Allocator
 from tandem.core.billing import Billing
 from tandem.core.client import Client
 from tandem.core.failover.policy import PoolFailover
+from tandem.core.lease import BindingState, Lease
+from tandem.core.ping import DEFAULT_ABANDON_LEASE_TIME, MAX_TIME, Pings
 from tandem.core.pools import LeaseDB
 from tandem.core.replies import ReplyBuilder
 from tandem.core.scope import Classifier, HostIndex
@@ -51,12 +53,31 @@ class ServerContext:
         self.billing: Billing | None = None
         #: Whether any pool has a failover policy (saves the lookup per lease otherwise).
         self.failover_enabled = False
+        #: Offers waiting for ping-check (core.ping); None when no scope can ping.
+        self.pings: Pings | None = None
+        #: The global ``abandon-lease-time``: how long an abandoned lease stays abandoned.
+        self.abandon_lease_time = DEFAULT_ABANDON_LEASE_TIME
 
     def drop(self, out: Outcome, reason: str) -> Outcome:
         """Drop the packet: no reply, ``reason`` counted as ``drop.<reason>``."""
         out.drop = reason
         self.counters["drop." + reason] += 1
         return out
+
+    def abandon(self, lease: Lease, now: int, why: str, out: Outcome) -> None:
+        """dhcpd's abandon_lease (a DECLINE, an answered ping): no owner, ABANDONED until
+        ``abandon-lease-time`` from now, written, and logged with dhcpd's line."""
+        db = self.db
+        db.drop_hold(int(lease.address))
+        db.set_owner(lease, None, None)
+        lease.binding_state = BindingState.ABANDONED
+        lease.next_binding_state = None
+        ends = now + self.abandon_lease_time
+        lease.ends = ends if ends <= MAX_TIME else None
+        lease.client_hostname = None
+        db.requeue(lease)
+        out.writes.append(lease)
+        out.log.append(f"Abandoning IP address {lease.address}: {why}")
 
     def identify(self, c: Client) -> None:
         """Host lookup (known clients), then classification."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from tandem.core import codes
 from tandem.core.allocator import owned_by
 from tandem.core.billing import refusal
-from tandem.core.client import ABANDON_LEASE_TIME, INFINITE, Candidate, Client
+from tandem.core.client import INFINITE, Candidate, Client
 from tandem.core.context import ServerContext
 from tandem.core.expr import parse_suboptions
 from tandem.core.failover.loadbalance import client_key
@@ -240,6 +240,10 @@ def discover(srv: ServerContext, c: Client, out: Outcome) -> None:
         return
     c.share = share
     srv.identify(c)
+    pings = srv.pings
+    if pings is not None and pings.busy(srv.db, c):
+        srv.drop(out, "ping pending")  # dhcpd's ack_lease: "already acking this lease"
+        return
     cand = srv.alloc.find(c, share, _requested(c)).candidate
     old = cand.lease if cand is not None else None
     msg = f"DHCPDISCOVER from {c.hwstr} {_hostname(old)}via {c.via}"
@@ -268,12 +272,13 @@ def discover(srv: ServerContext, c: Client, out: Outcome) -> None:
     fo = _pool_failover(cand)
     if fo is not None:
         lease_time = fo.offer_time(cand.lease, lease_time, c.now)
+    ping_ms = pings.timeout_ms(srv.db, c, cand, vals) if pings is not None else None
     if not cand.static:
         lease = cand.lease
         if lease is None or not (lease.is_active(c.now) and owned_by(lease, c)):
             srv.db.hold(cand.address, c.hw, c.uid, c.now)
     addr = ipv4(cand.address)
-    out.reply = srv.replies.build(
+    reply = srv.replies.build(
         c,
         msg_type=codes.DHCPOFFER,
         yiaddr=addr,
@@ -284,7 +289,12 @@ def discover(srv: ServerContext, c: Client, out: Outcome) -> None:
     name = _packet_hostname(c)
     shown = f"({name}) " if name else _hostname(cand.lease)
     out.log.append(msg)
-    out.log.append(f"DHCPOFFER on {addr} to {c.hwstr} {shown}via {c.via}")
+    line = f"DHCPOFFER on {addr} to {c.hwstr} {shown}via {c.via}"
+    if pings is not None and ping_ms is not None:
+        pings.start(out, c, reply, line, ping_ms)  # the OFFER waits for the ping (core.ping)
+        return
+    out.reply = reply
+    out.log.append(line)
 
 
 # --- DHCPREQUEST ---------------------------------------------------------------------------
@@ -352,6 +362,10 @@ def request(srv: ServerContext, c: Client, out: Outcome) -> None:
 
 
 def _ack(srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome) -> None:
+    if srv.pings is not None and cand.address in srv.pings.pending:
+        out.log.remove(msg)  # ignored without a word while its ping waits (core.ping)
+        srv.drop(out, "ping pending")
+        return
     vals = srv.replies.values(c, cand.subnet, cand.pool)
     if not _admission(srv, c, vals, msg, out) or not _billed(srv, c, cand, msg, out, offer=False):
         return
@@ -446,15 +460,7 @@ def decline(srv: ServerContext, c: Client, out: Outcome) -> None:
         out.log.append(f"{msg}: ignored (lease held by another client)")
         srv.drop(out, "decline of another client's lease")
         return
-    srv.db.drop_hold(a)
-    srv.db.set_owner(lease, None, None)
-    lease.binding_state = BindingState.ABANDONED
-    lease.next_binding_state = None
-    lease.ends = c.now + ABANDON_LEASE_TIME
-    lease.client_hostname = None
-    srv.db.requeue(lease)
-    out.writes.append(lease)
-    out.log.append(f"Abandoning IP address {cip}: declined.")
+    srv.abandon(lease, c.now, "declined.", out)
     out.log.append(f"{msg}: abandoned")
 
 

@@ -137,5 +137,7 @@ def rebuild(
         failover=factory if config.failover_peers else None,
     )
     server.db.adopt_holds(old.db.offers.values())
+    if server.ctx.pings is not None and old.ctx.pings is not None:
+        server.ctx.pings.pending.update(old.ctx.pings.pending)  # OFFERs waiting for a ping
     server.counters.update(old.counters)
     return server, built

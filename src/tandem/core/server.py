@@ -15,18 +15,21 @@ lease ownership and the MCLT clamp, and that the allocator asks for its ``TakeRu
 committed change of such a lease is handed to it here (``handle``/``tick``), where it becomes
 a BNDUPD.
 
-Not done (by design or yet): ping-check (the I/O layer could probe before an OFFER; the
-parameter is parsed and ignored), DDNS updates, class lease limits,
-``on commit/expiry/release`` statements. Fixed-address (host) leases are not stored, as in
-dhcpd, so they never appear in ``writes``. OFFERs are held in memory and not written, as in
-dhcpd (which does not commit offers).
+ping-check (``core.ping``): a DISCOVER whose OFFER must wait for a ping returns an ``Outcome``
+with ``ping`` set and no reply; the I/O layer pings and calls ``ping_timed_out`` (the OFFER
+leaves) or ``ping_answered`` (the address is abandoned, written and, in a failover pool,
+replicated like a DECLINE's).
+
+Not done (by design or yet): DDNS updates, ``on commit/expiry/release`` statements.
+Fixed-address (host) leases are not stored, as in dhcpd, so they never appear in ``writes``.
+OFFERs are held in memory and not written, as in dhcpd (which does not commit offers).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.config.model import Config
 from tandem.core import codes, flows
@@ -38,6 +41,7 @@ from tandem.core.context import ServerContext
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.flood import NewLeaseGate, NewLeaseLimit
 from tandem.core.lease import BindingState, Lease
+from tandem.core.ping import Pings, abandon_lease_time, ping_configured
 from tandem.core.pools import LeaseDB, PoolState
 from tandem.core.replies import ReplyBuilder
 from tandem.core.reply import DEFAULT_LEASE_TIME, MAX_LEASE_TIME
@@ -116,6 +120,11 @@ class DhcpServer:
             if name is not None:
                 pool.failover = policies.get(name)
         ctx.failover_enabled = self.failover_enabled = bool(policies)
+        ctx.abandon_lease_time = abandon_lease_time(config)
+        if ping_configured(config):
+            ctx.pings = Pings()
+        #: Whether some scope may ping before an OFFER (the I/O layer then opens its socket).
+        self.ping_enabled = ctx.pings is not None
         self._next_free_count = 0
         if self.gate is not None:
             db.count_free(self._pools)
@@ -152,9 +161,34 @@ class DhcpServer:
             out.log.append(f"{name} from {c.hwstr} via {c.via}: unknown packet type")
             return ctx.drop(out, "unknown packet type")
         handler(ctx, c, out)
+        return self._finish(out, now)
+
+    def ping_timed_out(self, address: IPv4Address, *, now: int) -> Outcome:
+        """ping-check: nobody answered ``address`` in time, so its held OFFER leaves now
+        (dhcpd's lease_ping_timeout). An empty ``Outcome`` if no offer waited for it."""
+        out = Outcome()
+        pings = self.ctx.pings
+        if pings is not None:
+            self.db.expire_holds(now)
+            pings.timed_out(self.db, int(address), out)
+        return self._finish(out, now)
+
+    def ping_answered(self, address: IPv4Address, *, now: int) -> Outcome:
+        """ping-check: ``address`` answered before its OFFER left (dhcpd's lease_pinged): it
+        is abandoned "pinged before offer" as a DECLINE abandons, and nothing is sent."""
+        out = Outcome()
+        pings = self.ctx.pings
+        a = int(address)
+        if pings is None or pings.pending.pop(a, None) is None:
+            return self.ctx.drop(out, "ping: unexpected echo reply")  # late or spurious
+        self.ctx.abandon(self.db.materialize(a), now, "pinged before offer", out)
+        return self._finish(out, now)
+
+    def _finish(self, out: Outcome, now: int) -> Outcome:
+        """Hand the changed leases to their failover policies; count the reply."""
         if self.failover_enabled and out.writes:
             for lease in out.writes:
-                fo = ctx.failover_of(int(lease.address))
+                fo = self.ctx.failover_of(int(lease.address))
                 if fo is not None:
                     fo.changed(lease, now)
         if out.reply is not None:

@@ -32,15 +32,28 @@ class Reply:
     server_ip: IPv4Address  # source address to use
 
 
+@dataclass(frozen=True, slots=True)
+class PingRequest:
+    """ping-check: ping ``address`` and wait ``timeout_ms`` before the prepared OFFER leaves.
+
+    The I/O layer answers with ``DhcpServer.ping_timed_out`` or ``ping_answered`` (core.ping).
+    """
+
+    address: IPv4Address
+    timeout_ms: int
+
+
 @dataclass(slots=True)
 class Outcome:
     """The result of handling one packet.
 
     ``writes`` holds every lease the packet changed; the caller makes them durable before
-    sending ``reply``. ``drop`` names the reason when the packet is ignored.
+    sending ``reply``. ``drop`` names the reason when the packet is ignored. ``ping`` (set
+    instead of ``reply``) asks for a ping before an OFFER (``core.ping``).
     """
 
     reply: Reply | None = None
     writes: list[Lease] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     drop: str | None = None
+    ping: PingRequest | None = None

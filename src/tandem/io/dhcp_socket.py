@@ -15,6 +15,12 @@ Sockets, per served interface:
   knows whether a request was broadcast or unicast to us;
 * an AF_PACKET socket, opened on first use, for RFC 2131's "unicast to yiaddr/chaddr" case: the
   client has no address yet, so the reply is a whole Ethernet frame and no ARP is needed.
+
+ping-check: an outcome that asks for a ping (``Outcome.ping``) goes to the ``Pinger``
+(tandem.io.ping, its own socket and reader); when it answers or times out, the core's
+``ping_answered``/``ping_timed_out`` outcome is delivered like a batch's: records appended,
+one commit, then the OFFER (if any), then the failover links. Without a pinger (tests, tools)
+a ping times out at once, in the batch.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
-from tandem.core.server import DhcpServer, Reply, RxMeta
+from tandem.core.server import DhcpServer, Outcome, Reply, RxMeta
+from tandem.core.types import PingRequest
 from tandem.io.commit import GroupCommit
 from tandem.io.netif import Interface
+from tandem.io.ping import Pinger
 from tandem.wire import dhcp
 from tandem.wire.errors import MalformedPacket
 
@@ -121,6 +129,10 @@ class DhcpEndpoint:
         self._lines: list[str] = []
         self._log_timer: asyncio.TimerHandle | None = None
         self._last_emit = 0.0  # time.monotonic() of the last write of log lines
+        #: ping-check's ICMP edge (``attach_pinger``); None: pings time out at once.
+        self.pinger: Pinger | None = None
+        # address -> (port, max message size) of each OFFER waiting for its ping
+        self._pinging: dict[int, tuple[_Port, int]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -139,11 +151,17 @@ class DhcpEndpoint:
         sock.setblocking(False)
         return sock
 
+    def attach_pinger(self, pinger: Pinger) -> None:
+        """Ping before OFFERs through ``pinger`` (its ``done`` must be ``ping_done``)."""
+        self.pinger = pinger
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         tune_for_serving()
         for port in self._ports.values():
             loop.add_reader(port.sock.fileno(), self._drain, port)
+        if self.pinger is not None:
+            self.pinger.start(loop)
 
     def close(self) -> None:
         """Write the log lines still waiting and close the sockets (the commit is the
@@ -155,6 +173,8 @@ class DhcpEndpoint:
             port.sock.close()
             if port.raw is not None:
                 port.raw.close()
+        if self.pinger is not None:
+            self.pinger.close()
 
     # --- the hot path ------------------------------------------------------------------
 
@@ -210,6 +230,8 @@ class DhcpEndpoint:
                 meta = _rx_meta(port, addr, unicast)
             try:
                 outcome = server.handle(packet, meta, now)
+                if outcome.ping is not None:
+                    outcome = self._ping(port, outcome, outcome.ping, packet.max_message_size, now)
             except Exception:  # a bug must cost one packet, never the server
                 log.exception("internal error handling a packet from %s", addr[0])
                 counters.drops["internal-error"] += 1
@@ -234,6 +256,54 @@ class DhcpEndpoint:
             # Only a batch that changed leases can have queued failover updates. A failover
             # secondary at split 256 drops every broadcast it sees: pumping its links after
             # each of those batches cost ~5 µs of Python per lease for nothing.
+            commit.after_durable(self._after_commit)
+
+    # --- ping-check ----------------------------------------------------------------------
+
+    def _ping(
+        self, port: _Port, out: Outcome, req: PingRequest, max_size: int, now: int
+    ) -> Outcome:
+        """Start the ping an outcome asks for; without a pinger, time it out at once."""
+        pinger = self.pinger
+        if pinger is None:
+            more = self.server.ping_timed_out(req.address, now=now)
+            out.log += more.log
+            out.writes += more.writes
+            out.reply = more.reply
+            return out
+        self._pinging[int(req.address)] = (port, max_size)
+        pinger.ping(req.address, req.timeout_ms)
+        return out
+
+    def ping_done(self, address: IPv4Address, answered: bool) -> None:
+        """The pinger's report: the core decides, and its outcome goes out like a batch's."""
+        entry = self._pinging.pop(int(address), None)
+        if entry is None:
+            return
+        port, max_size = entry
+        now = int(self._clock())
+        server = self.server
+        try:
+            if answered:
+                out = server.ping_answered(address, now=now)
+            else:
+                out = server.ping_timed_out(address, now=now)
+        except Exception:  # as for a packet: one offer lost, never the server
+            log.exception("internal error after the ping of %s", address)
+            self.counters.drops["internal-error"] += 1
+            return
+        if out.log:
+            self._lines += out.log
+        for lease in out.writes:
+            self.journal.append(lease)
+        if out.drop is not None:
+            self.counters.drops[out.drop] += 1
+        commit = self.commit
+        if out.reply is not None:
+            commit.defer(functools.partial(self._send, port, out.reply, max_size))
+        commit.flush()
+        self._emit_soon()
+        if out.writes and self._after_commit is not None:
             commit.after_durable(self._after_commit)
 
     def _emit_soon(self) -> None:

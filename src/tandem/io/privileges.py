@@ -8,7 +8,9 @@ The order is dhcpd's (server/dhcpd.c, PARANOIA build):
    that runs ``ip``, which the chroot need not hold);
 3. everything that needs root is opened: the UDP port 67 sockets, the packet sockets for
    unicast replies to clients without an address (``DhcpEndpoint.open_packet_sockets``), the
-   failover listeners, the lease file, the pid file and the control socket;
+   raw ICMP socket of ping-check (``tandem.io.ping``; it must open before the drop, like
+   dhcpd's icmp_startup), the failover listeners, the lease file, the pid file and the
+   control socket;
    Before any socket is bound, the lease file written at start-up is given to U:G
    (``hand_over_lease_file``, as dhcpd's ``new_lease_file`` fchown()s it, so the hourly rewrite
    can link it to ``PATH~``), and ``check_as`` runs ``lease_file_problem`` with U's and G's

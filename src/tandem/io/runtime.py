@@ -36,6 +36,7 @@ from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
 from tandem.io.page_feed import PageFeed
+from tandem.io.ping import Pinger
 from tandem.io.privileges import (
     Identity,
     PrivilegeError,
@@ -328,6 +329,9 @@ def serve(opts: Options) -> int:
         return 1
     if ident.changes:
         endpoint.open_packet_sockets()  # needs CAP_NET_RAW, gone after the drop
+    if server.ping_enabled:
+        # ping-check's raw ICMP socket needs CAP_NET_RAW too: it opens here, before the drop.
+        endpoint.attach_pinger(Pinger.open(endpoint.ping_done))
     for iface in chosen:
         net = next(a.network for a in iface.addrs if any(a.ip in n for n in networks))
         say(opts, f"Listening on Socket/{iface.name}/{iface.mac_text}/{net}")
@@ -597,6 +601,7 @@ class Runtime:
             "server": self._server_stats(),
             "failover": {} if self.links is None else self.links.status(),
             "failover_listeners": [] if self.links is None else self.links.listener_status(),
+            "ping": {} if (p := self.endpoint.pinger) is None else dict(p.counters),
         }
 
     def _server_stats(self) -> dict[str, int]:

@@ -188,6 +188,13 @@ class SimNode:
         meta = RxMeta("eth0", (self.iface,), src_ip, 68, unicast)
         now = self.now()
         out = self.server.handle(packet, meta, now)
+        if out.ping is not None:
+            # ping-check: the simulated network has no squatters, so every ping times out,
+            # at once (the simulated clients need no second of delay to find bugs).
+            more = self.server.ping_timed_out(out.ping.address, now=now)
+            out.log += more.log
+            out.writes += more.writes
+            out.reply = more.reply
         self._say(out.log)
         for lease in out.writes:
             self.journal.append(lease)

@@ -71,6 +71,12 @@ class Node:
 
     def handle(self, p: Packet, now: int) -> Outcome:
         out = self.server.handle(p, self.meta, now)
+        if out.ping is not None:  # ping-check (the seed leaves it on): nobody answers, at once
+            more = self.server.ping_timed_out(out.ping.address, now=now)
+            out.log += more.log
+            out.writes += more.writes
+            out.reply = more.reply
+            out.ping = None
         self.commit_dhcp(out)
         return out
 
