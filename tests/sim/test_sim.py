@@ -202,7 +202,6 @@ def test_seed_3_a_refused_update_keeps_the_restart_on_the_mclt_path() -> None:
     assert run_seed(3).violation is None
 
 
-@pytest.mark.xfail(strict=True, reason="core: abandoned reclaim in a partition (not fixed)")
 def test_seed_612_abandoned_lease_reclaimed_while_the_peer_reactivates_it() -> None:
     """Found with the handover faults, but not caused by them (the stop at 153 s only shifts
     the clients' timers; a crash or a cut there instead does not fail). During a partition the
@@ -210,9 +209,8 @@ def test_seed_612_abandoned_lease_reclaimed_while_the_peer_reactivates_it() -> N
     DECLINEd it, the primary abandoned it and later reclaimed it for client7 (ISC: a primary may
     always reallocate ABANDONED), while the secondary, which last knew it ACTIVE for client4,
     re-activated it for client4 (ISC: "last active with the same client") - two clients on one
-    address (invariant a). ISC 4.4's rules allow the same; fixing it means vetoing abandoned
-    leases the peer may still think ACTIVE or BACKUP while NOT_COOPERATING (core/pools.py's
-    abandoned queue has no veto today). Left to the coordinator; strict xfail, so a fix shows."""
+    address (invariant a). ISC 4.4's rules allow the same. Fixed: an abandoned lease is
+    reclaimed only once the peer has acked it (FailoverLeases._may_reclaim)."""
     shrunk = plan(612, 3600)[1][:4]
     assert [f.kind for f in shrunk] == ["handover", "silent", "loss", "crash"]
     out = run_seed(612, faults=shrunk)

@@ -227,6 +227,7 @@ class Allocator:
             free=rule.free,
             backup=rule.backup,
             accept=rule.accept,
+            reclaim=rule.reclaim,
         )
 
     def _candidate(self, a: int, pool: PoolState) -> Candidate:

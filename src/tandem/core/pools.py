@@ -247,6 +247,7 @@ class LeaseDB:
         free: bool = True,
         backup: bool = False,
         accept: Callable[[Lease | None], bool] | None = None,
+        reclaim: Callable[[Lease], bool] | None = None,
     ) -> tuple[int, bool] | None:
         """Remove and return (address, was_abandoned) from a free list, or None.
 
@@ -256,6 +257,8 @@ class LeaseDB:
         (never-used addresses are FREE), ``accept`` vetoes a candidate (PARTNER-DOWN's MCLT
         wait; ``None`` stands for a never-used address). A vetoed queued lease stays queued
         and ends the search of its queue (queues are oldest first, so the rest is younger).
+        ``reclaim`` vetoes an abandoned lease (failover: the peer has not yet acked that it
+        is abandoned); a vetoed one stays queued and the next one is tried.
         """
         fresh = fl.fresh
         if free and (accept is None or accept(None)):
@@ -294,14 +297,23 @@ class LeaseDB:
         if not abandoned_ok:
             return None
         q = fl.abandoned
+        vetoed: list[int] = []
+        found: tuple[int, bool] | None = None
         while q:
             self.ops += 1
             a = q.popleft()
-            self._queued.discard(a)
             lease = self.by_addr.get(a)
             if lease is not None and lease.binding_state is _ABANDONED and self._available(a):
-                return a, True
-        return None
+                if reclaim is not None and not reclaim(lease):
+                    vetoed.append(a)
+                    continue
+                self._queued.discard(a)
+                found = (a, True)
+                break
+            self._queued.discard(a)
+        if vetoed:
+            q.extendleft(reversed(vetoed))
+        return found
 
     def take_fresh_low(self, fl: FreeList) -> int | None:
         """A never-used address from the *low* end of a range (pool balancing gives these

@@ -34,6 +34,8 @@ from tandem.core.failover.rules import (
     mclt_lease_time,
     own_free_state,
     peer_free_state,
+    reject_text,
+    same_client,
     stale_end,
     transition_ok,
 )
@@ -100,10 +102,12 @@ class FailoverLeases:
         self.deferred_expiry: set[int] = set()
         self._pd_heap: list[tuple[int, int]] = []  # PARTNER-DOWN: (free at, address)
         # Outside PARTNER-DOWN each server takes its own free state; only the primary
-        # reclaims abandoned leases. Built once: the allocator asks on every allocation.
+        # reclaims abandoned leases, once the peer has acked them (``_may_reclaim``). Built
+        # once: the allocator asks on every allocation.
         primary = peer.role == "primary"
         self._rules = {
-            ok: TakeRule(primary, not primary, ok and primary, None) for ok in (False, True)
+            ok: TakeRule(primary, not primary, ok and primary, None, self._may_reclaim)
+            for ok in (False, True)
         }
         for a, lease in self.db.by_addr.items():
             pc = self.pools.of(a)
@@ -164,7 +168,10 @@ class FailoverLeases:
         service = self.service
         if st is B.ACTIVE:
             return False
-        if st is self.own or (st is B.ABANDONED and self.role == "primary"):
+        if st is self.own:
+            return True
+        primary = self.role == "primary"
+        if st is B.ABANDONED and lease is not None and primary and self._may_reclaim(lease):
             return True
         if st in (B.RELEASED, B.EXPIRED) and lease is not None:
             rewind = lease.rewind_binding_state
@@ -187,7 +194,18 @@ class FailoverLeases:
                 return True
             return may_take_peers(lease.tsfp if lease is not None else None, stos, mclt, now)
 
-        return TakeRule(True, True, abandoned_ok, accept)
+        def reclaim(lease: Lease) -> bool:
+            return self._may_reclaim(lease) or may_take_peers(lease.tsfp, stos, mclt, now)
+
+        return TakeRule(True, True, abandoned_ok, accept, reclaim)
+
+    def _may_reclaim(self, lease: Lease) -> bool:
+        """An ABANDONED lease goes to a new client only once the peer has acked that it is
+        abandoned. Until then the peer may still hold it ACTIVE for its last client and
+        re-activate it there (simulator seed 612: a DECLINE during a partition, then the
+        reclaim). Stricter than ISC 4.4, which lets a primary reclaim abandoned leases at any
+        time."""
+        return int(lease.address) not in self.unsynced
 
     def offer_time(self, lease: Lease | None, desired: int, now: int) -> int:
         return mclt_lease_time(desired, self.mclt, lease.tsfp if lease else None, now)
@@ -326,7 +344,7 @@ class FailoverLeases:
                 and mine_st is B.ACTIVE
                 and current is B.ACTIVE
                 and status is B.ACTIVE
-                and _same_client(lease, b)
+                and same_client(lease, b)
             )
             if not incoming_wins(self.role, mine_st, mine_cltt, status, b.cltt):
                 if same_binding and lease is not None:
@@ -493,7 +511,7 @@ class FailoverLeases:
         if b.reject is not None:
             self.log.append(
                 f"bind update on {ip} from {self.name} rejected: "
-                f"{b.message or _reject_text(b.reject)}"
+                f"{b.message or reject_text(b.reject)}"
             )
             return a
         lease = self.db.by_addr.get(a)
@@ -565,21 +583,6 @@ class FailoverLeases:
         self.db.requeue_moved(lease)
         self.changed(lease, now)
         self._write(lease)
-
-
-def _same_client(lease: Lease, b: Binding) -> bool:
-    """Does the update name the client our lease is bound to (hardware and identifier)?"""
-    chaddr = b.chaddr
-    if not chaddr or lease.hardware is None:
-        return False
-    return lease.hardware == (chaddr[0], bytes(chaddr[1:])) and lease.uid == b.uid
-
-
-def _reject_text(reason: int) -> str:
-    try:
-        return RejectReason(reason).name.lower().replace("_", " ")
-    except ValueError:
-        return f"reason {reason}"
 
 
 class _Ip:

@@ -21,6 +21,7 @@ class TakeRule(NamedTuple):
     backup: bool  # BACKUP leases (the secondary's)
     abandoned_ok: bool
     accept: Callable[[Lease | None], bool] | None  # a veto per candidate (PARTNER-DOWN)
+    reclaim: Callable[[Lease], bool] | None = None  # a veto per abandoned candidate
 
 
 class PoolFailover(Protocol):

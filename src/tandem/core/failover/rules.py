@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from tandem.core.lease import BindingState
+from tandem.core.lease import BindingState, Lease
+from tandem.wire.failover_codes import RejectReason
+from tandem.wire.failover_fast import Binding
 
 B = BindingState
 Role = Literal["primary", "secondary"]
@@ -195,3 +197,19 @@ def may_take_peers(tsfp: int | None, stos: int, mclt: int, now: int) -> bool:
     """PARTNER-DOWN: a lease the peer owned is ours once max(STOS, tsfp) + MCLT has passed."""
     since = stos if (tsfp or 0) < stos else (tsfp or 0)
     return since + mclt < now
+
+
+def same_client(lease: Lease, b: Binding) -> bool:
+    """Does the update name the client our lease is bound to (hardware and identifier)?"""
+    chaddr = b.chaddr
+    if not chaddr or lease.hardware is None:
+        return False
+    return lease.hardware == (chaddr[0], bytes(chaddr[1:])) and lease.uid == b.uid
+
+
+def reject_text(reason: int) -> str:
+    """A reject reason for a log line (``misc reject``), or its number."""
+    try:
+        return RejectReason(reason).name.lower().replace("_", " ")
+    except ValueError:
+        return f"reason {reason}"
