@@ -12,6 +12,7 @@ from collections import Counter
 from tandem.core.allocator import Allocator
 from tandem.core.billing import Billing
 from tandem.core.client import Client
+from tandem.core.events import LeaseEvents
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.pools import LeaseDB
 from tandem.core.replies import ReplyBuilder
@@ -51,6 +52,8 @@ class ServerContext:
         self.billing: Billing | None = None
         #: Whether any pool has a failover policy (saves the lookup per lease otherwise).
         self.failover_enabled = False
+        #: Lease events (``on commit`` ...); None when the configuration has none.
+        self.events: LeaseEvents | None = None
 
     def drop(self, out: Outcome, reason: str) -> Outcome:
         """Drop the packet: no reply, ``reason`` counted as ``drop.<reason>``."""

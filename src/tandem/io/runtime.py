@@ -32,6 +32,7 @@ from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
+from tandem.io.events import DEFAULT_TIMEOUT, EventRunner
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
@@ -88,6 +89,7 @@ class Options:
     chroot: str | None = None  # -chroot: after the config is read (tandem.io.privileges)
     http: str | None = DEFAULT_HTTP  # --http ADDR:PORT (None: --http off); tandem.io.http_api
     http_token_file: str | None = None  # --http-token-file: bearer token, writes allowed
+    event_timeout: float = DEFAULT_TIMEOUT  # --event-timeout: seconds an execute() may run
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:
@@ -318,9 +320,17 @@ def serve(opts: Options) -> int:
             [(engine, peers[name]) for name, engine in engines.items()], commit, emit
         )
         after_commit = links.after_batch
+    # Lease events (on commit/release/expiry): run after their lease is durable.
+    runner = EventRunner(_event_line(opts), timeout=opts.event_timeout)
     try:
         endpoint = DhcpEndpoint(
-            server, commit, chosen, server_port=opts.port, emit=emit, after_commit=after_commit
+            server,
+            commit,
+            chosen,
+            server_port=opts.port,
+            emit=emit,
+            after_commit=after_commit,
+            events=runner.submit,
         )
     except OSError as exc:
         print(f"Can't bind to dhcp address: {exc.strerror}", file=sys.stderr)
@@ -343,12 +353,15 @@ def serve(opts: Options) -> int:
     if opts.pid:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
-    runtime = Runtime(opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit)
+    runtime = Runtime(
+        opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit, events=runner
+    )
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
         return _fatal(opts, exc)
     finally:
+        runner.close()
         endpoint.close()
         commit.close()
         journal.close()
@@ -373,6 +386,13 @@ def _emit_log(lines: list[str]) -> None:
         log.info("%s", line)
 
 
+def _event_line(opts: Options) -> Callable[[int, str], None]:
+    """Where lease events' lines go: stderr with -d (every level, as dhcpd -d), else the log."""
+    if opts.debug:
+        return lambda _level, text: _emit_stderr([text])
+    return lambda level, text: log.log(level, "%s", text)
+
+
 class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
 
@@ -387,6 +407,7 @@ class Runtime:
         ident: Identity | None = None,
         http: HttpSetup | None = None,
         emit: Callable[[list[str]], None] | None = None,
+        events: EventRunner | None = None,
     ) -> None:
         self.opts = opts
         self.http = http
@@ -396,6 +417,7 @@ class Runtime:
         self.journal = commit.journal
         self.endpoint = endpoint
         self.links = links
+        self.events = events
         self.started = time.time()
         self._stats: dict[str, int] | None = None
         self._stats_at = 0.0
@@ -434,6 +456,8 @@ class Runtime:
             log.error("control socket %s: %s (status commands unavailable)", control.path, exc)
         api = await self._start_http()
         self.commit.start(loop)
+        if self.events is not None:
+            self.events.start(loop)
         self.endpoint.start(loop)
         if self.links is not None:
             self.links.start(loop)
@@ -465,6 +489,8 @@ class Runtime:
             control.close()
             if api is not None:
                 await api.close()
+            if self.events is not None:
+                self.events.close()  # programs still running are killed
             if self.links is not None:
                 self.links.close()
 
@@ -572,6 +598,7 @@ class Runtime:
             "server": self._server_stats(),
             "failover": {} if self.links is None else self.links.status(),
             "failover_listeners": [] if self.links is None else self.links.listener_status(),
+            "events": {} if self.events is None else self.events.status(),
         }
 
     def _server_stats(self) -> dict[str, int]:
