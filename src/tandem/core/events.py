@@ -310,16 +310,22 @@ class LeaseEvents:
                 else:
                     lease.variables[s.name] = value
             elif isinstance(s, Execute):
-                argv = [s.program]
-                for i, arg in enumerate(s.args, 1):
-                    data = evaluate_data(arg, ctx)
-                    if data is None:  # dhcpd skips the program
-                        actions.append(LogLine("debug", f"execute: bad arg {i}"))
-                        break
-                    argv.append(data.decode("utf-8", "surrogateescape"))
-                else:
-                    actions.append(RunProgram(tuple(argv)))
+                self._execute(s, ctx, actions)
             elif isinstance(s, LogStatement):
                 data = evaluate_data(s.expr, ctx)
                 if data is not None:
                     actions.append(LogLine(s.level, data.decode("utf-8", "surrogateescape")))
+
+    def _execute(self, s: Execute, ctx: ExprContext, actions: list[EventAction]) -> None:
+        """``execute()``: the program and its evaluated arguments, with dhcpd's debug lines
+        (a failed argument skips the program, as in execute.c)."""
+        argv = [s.program]
+        actions.append(LogLine("debug", f"execute_statement argv[0] = {s.program}"))
+        for i, arg in enumerate(s.args, 1):
+            data = evaluate_data(arg, ctx)
+            if data is None:
+                actions.append(LogLine("debug", f"execute: bad arg {i}"))
+                return
+            argv.append(data.decode("utf-8", "surrogateescape"))
+            actions.append(LogLine("debug", f"execute_statement argv[{i}] = {argv[-1]}"))
+        actions.append(RunProgram(tuple(argv)))
