@@ -45,7 +45,7 @@ def _script(tmp_path: Path, name: str, body: str) -> str:
 
 async def _settle(runner: EventRunner, timeout: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while runner._tasks or runner.queued:  # noqa: SLF001 - the test waits for the pool to drain
+    while runner.busy:
         assert asyncio.get_running_loop().time() < deadline, runner.status()
         await asyncio.sleep(0.02)
 

@@ -91,6 +91,11 @@ class EventRunner:
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def busy(self) -> bool:
+        """A program is starting, running or waiting."""
+        return bool(self._tasks or self._queue)
+
     def status(self) -> dict[str, int]:
         return {
             "running": len(self.running),
