@@ -48,6 +48,7 @@ EXPECTED: dict[str, Reject | None] = {
     "conditionals.conf": ACCEPT,
     "global-params.conf": ACCEPT,
     "ddns-events.conf": ACCEPT,
+    "lease-events.conf": ACCEPT,
     "bootp-dynamic.conf": ACCEPT,
     "permits.conf": ACCEPT,
     "groups.conf": ACCEPT,
