@@ -10,7 +10,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import pytest
-from corekit import FakeClient, mac
+from corekit import META, FakeClient, mac, packet
 
 from tandem.config import parse_text
 from tandem.core import events as events_module
@@ -336,3 +336,39 @@ def test_a_static_host_gets_its_commit_event() -> None:
     assert ip == "192.0.2.50"
     assert programs(out) == [("/bin/ev", "commit", ip)]
     assert IPv4Address(ip) not in {x.address for x in out.writes}
+
+
+def test_a_declined_lease_runs_its_expiry_block_outside_failover() -> None:
+    srv = serve(EVENTS)
+    client = FakeClient(srv, mac(7))
+    client.dora(T0)
+    ip = str(client.address)
+    out = client.send(4, T0 + 5, requested=ip)
+    # As dhcpd's abandon_lease: the hardware address is gone when the block runs.
+    assert programs(out) == [("/bin/ev", "expiry", ip, "", "no packet")]
+    srv.tick(T0 + 700)
+    assert srv.take_events() == []
+
+
+def test_a_bootp_reply_is_a_commit() -> None:
+    text = """\
+authoritative;
+on commit { execute("/bin/ev", "bootp", binary-to-ascii(10, 8, ".", leased-address)); }
+subnet 192.0.2.0 netmask 255.255.255.0 { range dynamic-bootp 192.0.2.100 192.0.2.200; }
+"""
+    srv = DhcpServer(parse_text(text))
+    out = srv.handle(packet(None, mac(9)), META, T0)
+    assert out.reply is not None, out.log
+    assert programs(out) == [("/bin/ev", "bootp", str(out.reply.packet.yiaddr))]
+
+
+def test_defined_and_variables_across_events() -> None:
+    text = """\
+on commit { set seen = "yes"; if defined(seen) { log(info, concat("commit ", seen)); } }
+on expiry { log(info, pick-first-value(seen, "none")); }
+"""
+    srv = serve(text)
+    out, _ = ack(srv)
+    assert lines(out) == ["commit yes"]
+    srv.tick(T0 + 600)
+    assert [a.text for a in srv.take_events() if isinstance(a, LogLine)] == ["yes"]

@@ -216,6 +216,7 @@ class LeaseEvents:
         loc = self.db.locate(a)
         if not hooks.expiry or (loc is not None and loc[0].failover is not None):
             return []  # with a peer, ACTIVE -> ABANDONED is no expiry in dhcpd
+        lease.variables.clear()  # abandon_lease drops the scope, and the hardware, first
         return self._expiry(hooks, lease, now)
 
     # --- the timer -------------------------------------------------------------------------

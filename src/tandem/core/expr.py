@@ -188,9 +188,9 @@ def _op_exists(e: Expr, ctx: ExprContext) -> ExprValue:
 
 def _op_hardware(e: Expr, ctx: ExprContext) -> ExprValue:
     p = ctx.packet
-    if p is None:
+    if p is None:  # the lease's (dhcpd: empty once the lease lost it, e.g. abandoned)
         hw = ctx.hardware
-        return None if hw is None else bytes([hw[0]]) + hw[1]
+        return b"" if hw is None else bytes([hw[0]]) + hw[1]
     return bytes([p.htype]) + p.chaddr[: min(p.hlen, 16)]
 
 
