@@ -14,6 +14,7 @@ from corekit import META, FakeClient, mac, packet
 
 from tandem.config import parse_text
 from tandem.core import events as events_module
+from tandem.core.lease import BindingState, Lease
 from tandem.core.server import DhcpServer
 from tandem.core.types import LogLine, Outcome, RunProgram
 from tandem.store.leasefile import format_lease
@@ -372,3 +373,26 @@ on expiry { log(info, pick-first-value(seen, "none")); }
     assert lines(out) == ["commit yes"]
     srv.tick(T0 + 600)
     assert [a.text for a in srv.take_events() if isinstance(a, LogLine)] == ["yes"]
+
+
+def test_restart_gives_no_blocks_to_leases_of_a_failover_pool() -> None:
+    """The lease file does not say which server of a pair committed a lease."""
+
+    text = (
+        EVENTS
+        + """\
+failover peer "fo" {
+    primary; address 192.0.2.1; port 647; peer address 192.0.2.2; peer port 647;
+    max-response-delay 60; max-unacked-updates 10; mclt 3600; split 128;
+}
+authoritative;
+subnet 192.0.2.0 netmask 255.255.255.0 {
+    pool { failover peer "fo"; range 192.0.2.100 192.0.2.200; }
+}
+"""
+    )
+    lease = Lease(IPv4Address("192.0.2.150"), BindingState.ACTIVE, starts=T0, ends=T0 + 600)
+    lease.hardware = (1, mac(7))
+    srv = DhcpServer(parse_text(text), leases=[lease])
+    assert srv.ctx.events is not None
+    assert srv.ctx.events.hooks == {}

@@ -131,14 +131,16 @@ class LeaseEvents:
 
         dhcpd writes the blocks into the lease file; Tandem does not, so after a restart a
         lease gets the blocks its scopes set without a packet to evaluate (``on`` statements
-        outside ``if``; classes and hosts, which need the packet, are not run).
+        outside ``if``; classes and hosts, which need the packet, are not run). Not in a
+        failover pool: the file does not say which server committed a lease, and only that
+        one may run its events.
         """
         for lease in leases:
             if lease.binding_state is not _ACTIVE or lease.ends is None:
                 continue
             a = int(lease.address)
             pool, subnet = self.alloc.where(a)
-            if subnet is None:
+            if subnet is None or (pool is not None and pool.model.failover_peer is not None):
                 continue
             found: dict[str, Block] = {}
             for block in self.topo.blocks_for(subnet, pool):
