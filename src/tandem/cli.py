@@ -210,6 +210,8 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
                 _set_http(opts, arg, value)
             else:
                 _set_limit(opts, arg, value)
+        elif arg == "--event-timeout":
+            opts.event_timeout = _event_timeout(next(it, ""))
         elif arg in ("--config", "--leases", "--pid", "--port", "--control", "-ctl", "-pf"):
             value = next(it, None)
             if value is None:
