@@ -396,3 +396,21 @@ subnet 192.0.2.0 netmask 255.255.255.0 {
     srv = DhcpServer(parse_text(text), leases=[lease])
     assert srv.ctx.events is not None
     assert srv.ctx.events.hooks == {}
+
+
+def test_a_reload_keeps_the_blocks_set_by_earlier_commits() -> None:
+    """A class's expiry block (restore cannot rebuild it without the packet) survives a
+    reload; the new config's own blocks apply to the next commit."""
+    from tandem.core.reload import plan, rebuild
+
+    text = """\
+class "printers" { match if exists host-name; on expiry { log(info, "printer gone"); } }
+"""
+    old = serve(text)
+    ack(old)
+    config = parse_text(text + BASE.replace("__SUBNET__", 'on commit { log(info, "new"); }'))
+    new, _ = rebuild(old, config, {}, plan(old.config, config), now=T0 + 1)
+    new.tick(T0 + 600)
+    assert [a.text for a in new.take_events() if isinstance(a, LogLine)] == ["printer gone"]
+    out, _ = ack(new, n=8, now=T0 + 601)
+    assert lines(out) == ["new"]

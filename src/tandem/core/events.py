@@ -147,6 +147,14 @@ class LeaseEvents:
                 self._run(block, None, lease, found, [])
             self._keep(a, lease, found, None)
 
+    def adopt(self, old: LeaseEvents) -> None:
+        """A reload: keep the blocks the old server's commits set (dhcpd keeps them on its
+        leases), over what ``restore`` gave from the new scopes, and its expiries not taken."""
+        self.hooks.update(old.hooks)
+        for ends, a in old._due:
+            heapq.heappush(self._due, (ends, a))
+        self.pending = old.pending + self.pending
+
     # --- one packet ------------------------------------------------------------------------
 
     def after_packet(self, c: Client, out: Outcome) -> None:

@@ -138,4 +138,6 @@ def rebuild(
     )
     server.db.adopt_holds(old.db.offers.values())
     server.counters.update(old.counters)
+    if server.ctx.events is not None and old.ctx.events is not None:
+        server.ctx.events.adopt(old.ctx.events)  # lease events set by earlier commits
     return server, built
