@@ -114,8 +114,8 @@ class DhcpEndpoint:
         self._clock = clock
         # Failover: once a batch is durable, the engines may send the BNDUPDs it caused.
         self._after_commit = after_commit
-        # Lease events (io.events.EventRunner.submit): queued behind their leases' records.
-        self._events = events
+        #: Lease events (io.events.EventRunner.submit): queued behind their leases' records.
+        self.events = events
         self._ports: dict[int, _Port] = {}
         for iface in interfaces:
             self._ports[iface.index] = _Port(iface, self._open_udp(iface))
@@ -227,8 +227,8 @@ class DhcpEndpoint:
                 counters.drops[outcome.drop] += 1
             if outcome.reply is not None:
                 commit.defer(functools.partial(send, port, outcome.reply, packet.max_message_size))
-            if outcome.events is not None and self._events is not None:
-                commit.defer(functools.partial(self._events, outcome.events))
+            if outcome.events is not None and self.events is not None:
+                commit.defer(functools.partial(self.events, outcome.events))
         if lines:
             self._lines += lines
         commit.flush()
@@ -320,10 +320,10 @@ class DhcpEndpoint:
             self.journal.append(lease)
         if changed:
             self.commit.flush()
-        if self._events is not None:
+        if self.events is not None:
             events = self.server.take_events()  # expiries: run once their leases are durable
             if events:
-                self.commit.after_durable(functools.partial(self._events, events))
+                self.commit.after_durable(functools.partial(self.events, events))
         if self._after_commit is not None:
             self.commit.after_durable(self._after_commit)
 

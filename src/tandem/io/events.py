@@ -16,7 +16,7 @@ What dhcpd logs, Tandem logs in the same words: a status other than 0 as
 ``execute: PROGRAM exit status N`` (N is the wait status, as dhcpd prints it: exit code 1 is
 256, death by SIGKILL is 9), and ``Unable to execute PROGRAM: REASON`` when it cannot start
 (then ``exit status 32512``, the 127 of dhcpd's child). At shutdown, programs still running are
-killed.
+killed (``close``, or the loop cancelling their tasks).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 
 from tandem.core.types import EventAction, LogLine, RunProgram
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_QUEUED", "MAX_RUNNING", "EventRunner"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_QUEUED", "MAX_RUNNING", "EventRunner", "log_writer"]
 
 DEFAULT_TIMEOUT = 30.0  #: seconds a program may run before it is killed
 MAX_RUNNING = 4  #: programs run at once
@@ -48,6 +49,15 @@ LEVELS = {
 
 #: Writes one line at a level (the runtime's: stderr with -d, else syslog).
 Emit = Callable[[int, str], None]
+
+log = logging.getLogger("tandem")
+
+
+def log_writer(debug: bool) -> Emit:
+    """Where the lines go: stderr with ``-d`` (every level, as dhcpd -d), else the log."""
+    if debug:
+        return lambda _level, text: print(text, file=sys.stderr, flush=True)
+    return lambda level, text: log.log(level, "%s", text)
 
 
 class EventRunner:
@@ -85,7 +95,8 @@ class EventRunner:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
         for task in list(self._tasks):
-            task.cancel()
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                task.cancel()
 
     @property
     def queued(self) -> int:
@@ -155,6 +166,10 @@ class EventRunner:
         try:
             try:
                 code = await asyncio.wait_for(proc.wait(), self.timeout)
+            except asyncio.CancelledError:  # the server stops: nobody is left to wait for it
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                raise
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)

@@ -32,7 +32,7 @@ from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
-from tandem.io.events import DEFAULT_TIMEOUT, EventRunner
+from tandem.io.events import DEFAULT_TIMEOUT, EventRunner, log_writer
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
@@ -320,17 +320,9 @@ def serve(opts: Options) -> int:
             [(engine, peers[name]) for name, engine in engines.items()], commit, emit
         )
         after_commit = links.after_batch
-    # Lease events (on commit/release/expiry): run after their lease is durable.
-    runner = EventRunner(_event_line(opts), timeout=opts.event_timeout)
     try:
         endpoint = DhcpEndpoint(
-            server,
-            commit,
-            chosen,
-            server_port=opts.port,
-            emit=emit,
-            after_commit=after_commit,
-            events=runner.submit,
+            server, commit, chosen, server_port=opts.port, emit=emit, after_commit=after_commit
         )
     except OSError as exc:
         print(f"Can't bind to dhcp address: {exc.strerror}", file=sys.stderr)
@@ -353,9 +345,10 @@ def serve(opts: Options) -> int:
     if opts.pid:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
-    runtime = Runtime(
-        opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit, events=runner
-    )
+    runtime = Runtime(opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit)
+    # Lease events (on commit/release/expiry): run once their lease is durable (io/events.py).
+    runtime.events = runner = EventRunner(log_writer(opts.debug), timeout=opts.event_timeout)
+    endpoint.events = runner.submit
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -386,13 +379,6 @@ def _emit_log(lines: list[str]) -> None:
         log.info("%s", line)
 
 
-def _event_line(opts: Options) -> Callable[[int, str], None]:
-    """Where lease events' lines go: stderr with -d (every level, as dhcpd -d), else the log."""
-    if opts.debug:
-        return lambda _level, text: _emit_stderr([text])
-    return lambda level, text: log.log(level, "%s", text)
-
-
 class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
 
@@ -407,7 +393,6 @@ class Runtime:
         ident: Identity | None = None,
         http: HttpSetup | None = None,
         emit: Callable[[list[str]], None] | None = None,
-        events: EventRunner | None = None,
     ) -> None:
         self.opts = opts
         self.http = http
@@ -417,7 +402,7 @@ class Runtime:
         self.journal = commit.journal
         self.endpoint = endpoint
         self.links = links
-        self.events = events
+        self.events: EventRunner | None = None  # lease events' programs (serve sets it)
         self.started = time.time()
         self._stats: dict[str, int] | None = None
         self._stats_at = 0.0
@@ -456,8 +441,6 @@ class Runtime:
             log.error("control socket %s: %s (status commands unavailable)", control.path, exc)
         api = await self._start_http()
         self.commit.start(loop)
-        if self.events is not None:
-            self.events.start(loop)
         self.endpoint.start(loop)
         if self.links is not None:
             self.links.start(loop)
@@ -489,8 +472,6 @@ class Runtime:
             control.close()
             if api is not None:
                 await api.close()
-            if self.events is not None:
-                self.events.close()  # programs still running are killed
             if self.links is not None:
                 self.links.close()
 
