@@ -226,3 +226,26 @@ subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; }
     assert "binding state active;" in disk1
     assert [a.argv for a in expired if isinstance(a, RunProgram)] == [("/bin/true", "expiry")]
     assert disk2.rstrip().endswith("}") and "binding state free;" in disk2.split("lease")[-1]
+
+
+def test_programs_still_running_at_shutdown_are_killed(tmp_path: Path) -> None:
+    """asyncio.run cancels the runner's tasks when the server's loop ends: their programs go."""
+    pids = tmp_path / "pids"
+    hang = _script(tmp_path, "hang.sh", f"echo $$ >> {pids}; exec sleep 3600\n")
+
+    async def scenario() -> None:
+        runner = EventRunner(Lines(), timeout=3600)
+        runner.submit([RunProgram((hang,))])
+        for _ in range(200):
+            if runner.running and pids.exists():
+                return  # leave with the program running
+            await asyncio.sleep(0.02)
+        raise AssertionError("the program never started")
+
+    asyncio.run(scenario())
+    pid = pids.read_text().split()[0]
+    for _ in range(100):
+        if _state(pid) in ("gone", "Z"):
+            break
+        asyncio.run(asyncio.sleep(0.02))
+    assert _state(pid) in ("gone", "Z"), f"pid {pid} survived the shutdown"
