@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem.io.control import control_path_for, request
 from tandem.lab.clients import Client, Dhclient, Udhcpc
 from tandem.lab.netns import Lab
 from tandem.lab.scenarios import SERVER_ADDR, ip_in_range, seed_conf
@@ -164,6 +165,12 @@ def test_a_hanging_script_is_killed_and_dhcp_keeps_answering(lab: Lab) -> None:
     while os.path.exists(f"/proc/{pid1}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid1}"), "the hanging script survived its kill"
+    assert server.pid_path is not None
+    status = request(control_path_for(str(server.pid_path)), {"command": "status"})["result"]
+    assert isinstance(status, dict)
+    events = status["events"]
+    assert isinstance(events, dict)
+    assert (events["killed"], events["running"], events["dropped"]) == (1, 1, 0), events
 
     # The second client's script is killed at shutdown at the latest.
     pid2 = pids.read_text(encoding="ascii").split()[2]
