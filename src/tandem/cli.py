@@ -98,6 +98,7 @@ def parse_args(argv: list[str]) -> Options:
             "-ctl",
             "--control",
             *_LIMIT_OPTIONS,
+            "--event-timeout",
             "-user",
             "-group",
             "-chroot",
@@ -120,6 +121,8 @@ def parse_args(argv: list[str]) -> Options:
                 opts.control = value
             elif arg in _LIMIT_OPTIONS:
                 _set_limit(opts, arg, value)
+            elif arg == "--event-timeout":
+                opts.event_timeout = _event_timeout(value)
             elif arg == "-user":
                 opts.user = value
             elif arg == "-group":
@@ -171,6 +174,17 @@ def _set_limit(opts: Options, arg: str, value: str) -> None:
         opts.reserve_rate = number
 
 
+def _event_timeout(value: str) -> float:
+    """``--event-timeout SECONDS``: how long an ``execute()`` of a lease event may run."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86400:
+        raise UsageError(f"--event-timeout {value!r}: give seconds, above 0 (default 30)")
+    return seconds
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65535:
         raise UsageError(f"bad port {value!r}: give a number from 1 to 65534")
@@ -196,6 +210,8 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
                 _set_http(opts, arg, value)
             else:
                 _set_limit(opts, arg, value)
+        elif arg == "--event-timeout":
+            opts.event_timeout = _event_timeout(next(it, ""))
         elif arg in ("--config", "--leases", "--pid", "--port", "--control", "-ctl", "-pf"):
             value = next(it, None)
             if value is None:

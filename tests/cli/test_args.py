@@ -65,6 +65,17 @@ def test_new_lease_reserve_flags() -> None:
             parse_args(bad)
 
 
+def test_event_timeout_flag() -> None:
+    """--event-timeout SECONDS: how long a lease event's execute() may run (io/events.py)."""
+    assert parse_args([]).event_timeout == 30
+    assert parse_args(["-f", "--event-timeout", "2.5"]).event_timeout == 2.5
+    assert parse_args(["serve", "--event-timeout", "8"]).event_timeout == 8
+    for bad in (["--event-timeout", "0"], ["--event-timeout", "x"], ["--event-timeout"],
+                ["serve", "--event-timeout"]):  # fmt: skip
+        with pytest.raises(UsageError):
+            parse_args(bad)
+
+
 def test_user_group_chroot_flags() -> None:
     """dhcpd's -user, -group and -chroot, and the RHEL/Fedora unit line with --no-pid."""
     opts = parse_args(["-user", "dhcpd", "-group", "dhcpd", "-chroot", "/var/lib/dhcpd/root"])

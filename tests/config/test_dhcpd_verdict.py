@@ -49,6 +49,7 @@ EXPECTED: dict[str, Reject | None] = {
     "global-params.conf": ACCEPT,
     "ping-check.conf": ACCEPT,
     "ddns-events.conf": ACCEPT,
+    "lease-events.conf": ACCEPT,
     "bootp-dynamic.conf": ACCEPT,
     "permits.conf": ACCEPT,
     "groups.conf": ACCEPT,

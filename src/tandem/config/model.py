@@ -172,7 +172,52 @@ class Unimplemented:
     loc: Location = NOWHERE
 
 
-Statement: TypeAlias = Param | OptionSet | Conditional | Unimplemented
+@dataclass(frozen=True, slots=True)
+class OnEvent:
+    """``on commit { ... }`` (also ``on release or expiry { ... }``): a lease event block.
+
+    ``events`` holds "commit", "release", "expiry" and "transmission" (parsed, never fires on
+    a server). Running the scope sets the lease's block for each event, replacing the one an
+    outer scope set (dhcpd's on_star); an empty ``body`` clears it.
+    """
+
+    events: tuple[str, ...]
+    body: tuple[Statement, ...]
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """``execute("PROGRAM", ARG, ...);`` inside an ``on`` block: ``args`` are data expressions."""
+
+    program: str
+    args: tuple[Expr, ...]
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class LogStatement:
+    """``log(LEVEL, EXPR);`` inside an ``on`` block; ``level`` is fatal/error/info/debug
+    (dhcpd's default, without a level, is debug)."""
+
+    level: str
+    expr: Expr
+    loc: Location = NOWHERE
+
+
+@dataclass(frozen=True, slots=True)
+class SetVar:
+    """``set NAME = EXPR;`` (``expr`` None: ``unset NAME;``): a variable of the lease's binding
+    scope, written to the lease file as ``set NAME = "VALUE";``."""
+
+    name: str
+    expr: Expr | None
+    loc: Location = NOWHERE
+
+
+Statement: TypeAlias = (
+    Param | OptionSet | Conditional | Unimplemented | OnEvent | Execute | LogStatement | SetVar
+)
 Block: TypeAlias = tuple[Statement, ...]
 
 

@@ -20,6 +20,8 @@ class State:
         self.peer_names: set[str] = set()
         self.files: list[str] = [cur.filename]
         self.include_stack: list[str] = [cur.filename]
+        #: ``on`` blocks being read: ``execute`` and ``log`` are acted on only inside one.
+        self.on_depth = 0
 
     def warn(self, loc: Location, message: str) -> None:
         self.warnings.append(Diagnostic(loc, message, "warning"))

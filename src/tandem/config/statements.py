@@ -1,19 +1,33 @@
 """Executable statements: what may appear inside ``if``, ``on`` and in every scope.
 
 This is dhcpd's parse_executable_statement. Statements Tandem acts on become ``Param``,
-``OptionSet`` and ``Conditional``; valid dhcpd statements it does not act on are still
+``OptionSet``, ``Conditional``, ``OnEvent`` and ``SetVar`` (``set``/``unset``), and inside an
+``on`` block also ``Execute`` and ``LogStatement`` (core.events runs them); valid dhcpd
+statements it does not act on (``execute`` and ``log`` outside ``on`` among them) are still
 parsed with their real syntax (so mistakes inside them are still caught) and become
 ``Unimplemented`` with a warning given once per keyword.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 from tandem.config.expressions import ExpressionParser
 from tandem.config.keys import parse_key
 from tandem.config.lexer import Kind
-from tandem.config.model import Conditional, Expr, Location, Param, Statement, Unimplemented
+from tandem.config.model import (
+    Conditional,
+    Execute,
+    Expr,
+    Location,
+    LogStatement,
+    OnEvent,
+    Param,
+    SetVar,
+    Statement,
+    Unimplemented,
+)
 from tandem.config.optionstmt import HostName, OptionReader, Value
 from tandem.config.registry import SERVER_OPTIONS
 from tandem.config.state import State
@@ -118,6 +132,14 @@ class StatementParser:
         if word in SERVER_OPTIONS:
             cur.next()
             return self.param_rest(word, loc)
+        acted = _ACTED.get(word)
+        if acted is not None:
+            cur.next()
+            stmt = acted(self, loc)
+            if stmt is None:  # execute/log outside an `on` block
+                self.st.unimplemented(word, loc)
+                return Unimplemented(word, loc)
+            return stmt
         handler = _UNIMPLEMENTED.get(word)
         if handler is not None:
             cur.next()
@@ -197,78 +219,112 @@ class StatementParser:
 
     # --- statements Tandem parses but does not act on ---------------------------------
 
-    def _on(self) -> None:
+    def _on(self, loc: Location) -> Statement | None:
         cur = self.st.cur
+        events: list[str] = []
         while True:
             tok = cur.next()
             if tok.word not in _EVENTS:
                 raise cur.error_at(tok, f"expecting a lease event type, found {tok.describe()}")
+            events.append(tok.word)
             if not cur.take_word("or"):
                 break
         if cur.take_punct(";"):
-            return
+            return OnEvent(tuple(events), (), loc)
         cur.expect_punct("{", "left brace expected")
-        self.block()
+        self.st.on_depth += 1
+        try:
+            body = self.block()
+        finally:
+            self.st.on_depth -= 1
+        return OnEvent(tuple(events), body, loc)
 
-    def _set(self) -> None:
+    def _set(self, loc: Location) -> Statement | None:
         cur = self.st.cur
         name = cur.next()
         if name.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
             raise cur.error_at(name, f"{name.text} can't be a variable name")
         if cur.take_punct("("):
-            if not cur.take_punct(")"):
-                while True:
-                    arg = cur.next()
-                    if arg.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
-                        raise cur.error_at(arg, "expecting argument name")
-                    close = cur.next()
-                    if close.is_punct(")"):
-                        break
-                    if not close.is_punct(","):
-                        raise cur.error_at(close, "expecting right paren")
-            cur.expect_punct("{", "expecting left brace")
-            self.block()
+            self._function_rest()
+            self.st.unimplemented("set NAME(...) { ... }", loc)
+            return Unimplemented("set", loc)
+        cur.expect_punct("=", "expecting '=' in set statement")
+        return SetVar(name.text, self._expression_statement(), loc)
+
+    def _define(self) -> None:
+        cur = self.st.cur
+        name = cur.next()
+        if name.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
+            raise cur.error_at(name, f"{name.text} can't be a variable name")
+        if cur.take_punct("("):
+            self._function_rest()
             return
         cur.expect_punct("=", "expecting '=' in set statement")
         self._expression_statement()
 
-    def _unset(self) -> None:
+    def _function_rest(self) -> None:
+        """``(ARG, ...) { statements }`` of a function definition (parsed, not acted on)."""
+        cur = self.st.cur
+        if not cur.take_punct(")"):
+            while True:
+                arg = cur.next()
+                if arg.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
+                    raise cur.error_at(arg, "expecting argument name")
+                close = cur.next()
+                if close.is_punct(")"):
+                    break
+                if not close.is_punct(","):
+                    raise cur.error_at(close, "expecting right paren")
+        cur.expect_punct("{", "expecting left brace")
+        self.block()
+
+    def _unset(self, loc: Location) -> Statement | None:
         cur = self.st.cur
         name = cur.next()
         if name.kind not in (Kind.NAME, Kind.NUMBER_OR_NAME):
             raise cur.error_at(name, f"{name.text} can't be a variable name")
         cur.semi()
+        return SetVar(name.text, None, loc)
 
-    def _expression_statement(self) -> None:
-        if self.exprs.expression("any") is None:
+    def _expression_statement(self) -> Expr:
+        expr = self.exprs.expression("any")
+        if expr is None:
             tok = self.st.cur.peek()
             raise self.st.cur.error_at(tok, f"expecting expression, found {tok.describe()}")
         self.st.cur.semi()
+        return expr
+
+    def _eval(self) -> None:
+        self._expression_statement()
 
     def _data_statement(self) -> None:
         self.exprs.data()
         self.st.cur.semi()
 
-    def _log(self) -> None:
+    def _log(self, loc: Location) -> Statement | None:
         cur = self.st.cur
         cur.expect_punct("(", "left parenthesis expected")
+        level = "debug"  # dhcpd's default priority
         if cur.peek().word in _LOG_LEVELS:
-            cur.next()
+            level = cur.next().word
             cur.expect_punct(",", "comma expected")
-        self.exprs.data()
+        expr = self.exprs.data()
         cur.expect_punct(")", "right parenthesis expected")
         cur.semi()
+        return LogStatement(level, expr, loc) if self.st.on_depth else None
 
-    def _execute(self) -> None:
+    def _execute(self, loc: Location) -> Statement | None:
         cur = self.st.cur
         cur.expect_punct("(", "left parenthesis expected")
         tok = cur.next()
         if tok.kind is not Kind.STRING:
             raise cur.error_at(tok, "expecting a quoted string (the program to run)")
+        args: list[Expr] = []
         while cur.take_punct(","):
-            self.exprs.data()
+            args.append(self.exprs.data())
         cur.expect_punct(")", "right parenthesis expected")
         cur.semi()
+        return Execute(tok.text, tuple(args), loc) if self.st.on_depth else None
 
     def _add(self) -> None:
         cur = self.st.cur
@@ -325,15 +381,19 @@ def _param_value(fmt: str, values: list[Value]) -> object:
     return " ".join(str(v) for v in values)
 
 
-_UNIMPLEMENTED = {
+#: Statements Tandem acts on (core.events); a handler returns None when not acted on here.
+_ACTED: dict[str, Callable[[StatementParser, Location], Statement | None]] = {
     "on": StatementParser._on,
     "set": StatementParser._set,
-    "define": StatementParser._set,
     "unset": StatementParser._unset,
-    "eval": StatementParser._expression_statement,
-    "return": StatementParser._data_statement,
     "log": StatementParser._log,
     "execute": StatementParser._execute,
+}
+
+_UNIMPLEMENTED = {
+    "define": StatementParser._define,
+    "eval": StatementParser._eval,
+    "return": StatementParser._data_statement,
     "add": StatementParser._add,
     "break": StatementParser._semi_only,
     "parse-vendor-option": StatementParser._semi_only,

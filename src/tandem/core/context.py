@@ -12,6 +12,7 @@ from collections import Counter
 from tandem.core.allocator import Allocator
 from tandem.core.billing import Billing
 from tandem.core.client import Client
+from tandem.core.events import LeaseEvents
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.lease import BindingState, Lease
 from tandem.core.ping import DEFAULT_ABANDON_LEASE_TIME, MAX_TIME, Pings
@@ -57,6 +58,8 @@ class ServerContext:
         self.pings: Pings | None = None
         #: The global ``abandon-lease-time``: how long an abandoned lease stays abandoned.
         self.abandon_lease_time = DEFAULT_ABANDON_LEASE_TIME
+        #: Lease events (``on commit`` ...); None when the configuration has none.
+        self.events: LeaseEvents | None = None
 
     def drop(self, out: Outcome, reason: str) -> Outcome:
         """Drop the packet: no reply, ``reason`` counted as ``drop.<reason>``."""

@@ -3,8 +3,13 @@
 An expression is evaluated against one received packet plus what the server knows about the
 client at that point (is it a known host, which address is being leased). Results are dhcpd's
 three kinds: data (``bytes``), numbers (``int``) and booleans (``bool``); ``None`` is dhcpd's
-"no value" (an option the client did not send), which makes ``=`` false and data operators
-treat it as empty, as dhcpd does.
+"no value" (an option the client did not send), which makes ``=`` false, as dhcpd does.
+A function of a value that failed fails too (``concat``, ``binary-to-ascii``, ...), as in
+common/tree.c; ``pick-first-value`` takes its first argument that has a value.
+
+Lease events (core.events) evaluate without a packet at expiry (``packet`` None): then
+``hardware`` is the lease's, as in dhcpd, and ``option ...`` has no value; ``lease-time``,
+the lease's ``set`` variables and ``host-decl-name`` come from the lease.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ class ExprError(Exception):
 class ExprContext:
     """What an expression can look at while one packet is handled."""
 
-    packet: Packet
+    packet: Packet | None
     names: dict[str, tuple[str, int]]
     known: bool = False
     static: bool = False
@@ -35,18 +40,24 @@ class ExprContext:
     leased_address: IPv4Address | None = None
     client_state: int = 0
     config_options: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    lease_time: int | None = None  # seconds left of the lease (``lease-time``), events only
+    variables: dict[str, str] | None = None  # the lease's ``set`` variables, events only
+    hardware: tuple[int, bytes] | None = None  # the lease's, when there is no packet
     _agent: dict[int, bytes] | None = None
 
     def agent_options(self) -> dict[int, bytes]:
         """Option 82's sub-options (parsed once; a malformed tail is ignored)."""
         if self._agent is None:
-            self._agent = parse_suboptions(self.packet.options.get(codes.RELAY_AGENT_INFORMATION))
+            p = self.packet
+            self._agent = parse_suboptions(
+                None if p is None else p.options.get(codes.RELAY_AGENT_INFORMATION)
+            )
         return self._agent
 
     def client_option(self, spacename: str) -> bytes | None:
         """The payload of option ``space.name`` in the client's packet, or None."""
         found = self.names.get(spacename)
-        if found is None:
+        if found is None or self.packet is None:
             return None
         space, code = found
         if space == "dhcp":
@@ -116,10 +127,14 @@ def _fmt_int(n: int, base: int) -> str:
     return str(n)
 
 
-def _binary_to_ascii(base: int, width: int, sep: bytes, data: bytes) -> bytes:
-    step = max(width // 8, 1)
+def _binary_to_ascii(base: int, width: int, sep: bytes, data: bytes) -> bytes | None:
+    """dhcpd's binary-to-ascii: widths 8, 16, 32 only, on a whole number of them (else no
+    value); numbers unpadded (``binary-to-ascii(16, 8, ":", ...)`` gives ``2:0:5e:0:1:a``)."""
+    if width not in (8, 16, 32) or len(data) % (width // 8):
+        return None
+    step = width // 8
     parts = []
-    for i in range(0, len(data) - step + 1, step):
+    for i in range(0, len(data), step):
         parts.append(_fmt_int(int.from_bytes(data[i : i + step], "big"), base).encode())
     return sep.join(parts)
 
@@ -173,12 +188,15 @@ def _op_exists(e: Expr, ctx: ExprContext) -> ExprValue:
 
 def _op_hardware(e: Expr, ctx: ExprContext) -> ExprValue:
     p = ctx.packet
+    if p is None:  # the lease's (dhcpd: empty once the lease lost it, e.g. abandoned)
+        hw = ctx.hardware
+        return b"" if hw is None else bytes([hw[0]]) + hw[1]
     return bytes([p.htype]) + p.chaddr[: min(p.hlen, 16)]
 
 
 def _op_packet(e: Expr, ctx: ExprContext) -> ExprValue:
     off, length = _num(_arg(e, 0, ctx)), _num(_arg(e, 1, ctx))
-    if off is None or length is None:
+    if off is None or length is None or ctx.packet is None:
         return None
     raw = encode(ctx.packet, max_size=65535)
     return raw[off : off + length] if off <= len(raw) else b""
@@ -199,7 +217,13 @@ def _op_suffix(e: Expr, ctx: ExprContext) -> ExprValue:
 
 
 def _op_concat(e: Expr, ctx: ExprContext) -> ExprValue:
-    return b"".join(_data(evaluate(a, ctx)) or b"" for a in e.args)
+    parts = []
+    for a in e.args:
+        d = _data(evaluate(a, ctx))
+        if d is None:
+            return None  # dhcpd: concat fails when either side does
+        parts.append(d)
+    return b"".join(parts)
 
 
 def _op_b2a(e: Expr, ctx: ExprContext) -> ExprValue:
@@ -239,9 +263,30 @@ def _op_ucase(e: Expr, ctx: ExprContext) -> ExprValue:
 def _op_pick(e: Expr, ctx: ExprContext) -> ExprValue:
     for a in e.args:
         v = evaluate(a, ctx)
-        if v is not None and v != b"":
+        if v is not None:  # dhcpd: the first that evaluates, even to ""
             return v
     return None
+
+
+def _op_reverse(e: Expr, ctx: ExprContext) -> ExprValue:
+    """reverse(WIDTH, DATA): DATA's WIDTH-byte groups in reverse order."""
+    width, d = _num(_arg(e, 0, ctx)), _data(_arg(e, 1, ctx))
+    if width is None or d is None or width <= 0 or len(d) % width:
+        return None
+    return b"".join(d[i : i + width] for i in range(len(d) - width, -1, -width))
+
+
+def _op_variable(e: Expr, ctx: ExprContext) -> ExprValue:
+    found = None if ctx.variables is None else ctx.variables.get(str(e.value))
+    return None if found is None else found.encode("utf-8", "surrogateescape")
+
+
+def _numeric(fn: Callable[[int, int], int | None]) -> Callable[[Expr, ExprContext], ExprValue]:
+    def op(e: Expr, ctx: ExprContext) -> ExprValue:
+        a, b = _num(_arg(e, 0, ctx)), _num(_arg(e, 1, ctx))
+        return None if a is None or b is None else fn(a, b)
+
+    return op
 
 
 def _op_leased(e: Expr, ctx: ExprContext) -> ExprValue:
@@ -291,6 +336,19 @@ _OPS: dict[str, Callable[[Expr, ExprContext], ExprValue]] = {
     "pick-first-value": _op_pick,
     "leased-address": _op_leased,
     "host-decl-name": lambda e, c: None if c.host_name is None else c.host_name.encode(),
+    "lease-time": lambda e, c: c.lease_time,
+    "variable": _op_variable,
+    "variable-exists": lambda e, c: c.variables is not None and str(e.value) in c.variables,
+    "reverse": _op_reverse,
+    "null": lambda e, c: None,
+    "add": _numeric(lambda a, b: a + b),
+    "subtract": _numeric(lambda a, b: a - b),
+    "multiply": _numeric(lambda a, b: a * b),
+    "divide": _numeric(lambda a, b: a // b if b else None),
+    "remainder": _numeric(lambda a, b: a % b if b else None),
+    "binary-and": _numeric(lambda a, b: a & b),
+    "binary-or": _numeric(lambda a, b: a | b),
+    "binary-xor": _numeric(lambda a, b: a ^ b),
     "client-state": lambda e, c: c.client_state,
     "and": lambda e, c: truthy(_arg(e, 0, c)) and truthy(_arg(e, 1, c)),
     "or": lambda e, c: truthy(_arg(e, 0, c)) or truthy(_arg(e, 1, c)),

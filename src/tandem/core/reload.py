@@ -140,4 +140,6 @@ def rebuild(
     if server.ctx.pings is not None and old.ctx.pings is not None:
         server.ctx.pings.pending.update(old.ctx.pings.pending)  # OFFERs waiting for a ping
     server.counters.update(old.counters)
+    if server.ctx.events is not None and old.ctx.events is not None:
+        server.ctx.events.adopt(old.ctx.events)  # lease events set by earlier commits
     return server, built

@@ -20,7 +20,11 @@ with ``ping`` set and no reply; the I/O layer pings and calls ``ping_timed_out``
 leaves) or ``ping_answered`` (the address is abandoned, written and, in a failover pool,
 replicated like a DECLINE's).
 
-Not done (by design or yet): DDNS updates, ``on commit/expiry/release`` statements.
+Lease events (``on commit``, ``on release``, ``on expiry``: ``core.events``) are evaluated after
+each packet's flow and in ``tick`` only when the configuration has them; their actions come
+out as data (``Outcome.events``, ``take_events``) for the I/O layer to run.
+
+Not done (by design or yet): DDNS updates.
 Fixed-address (host) leases are not stored, as in dhcpd, so they never appear in ``writes``.
 OFFERs are held in memory and not written, as in dhcpd (which does not commit offers).
 """
@@ -38,6 +42,7 @@ from tandem.core.billing import Billing
 from tandem.core.client import Client
 from tandem.core.codes import name_table
 from tandem.core.context import ServerContext
+from tandem.core.events import LeaseEvents, has_events
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.flood import NewLeaseGate, NewLeaseLimit
 from tandem.core.lease import BindingState, Lease
@@ -47,7 +52,7 @@ from tandem.core.replies import ReplyBuilder
 from tandem.core.reply import DEFAULT_LEASE_TIME, MAX_LEASE_TIME
 from tandem.core.scope import Classifier, HostIndex
 from tandem.core.topology import Topology
-from tandem.core.types import Outcome, Reply, RxMeta
+from tandem.core.types import EventAction, Outcome, Reply, RxMeta
 from tandem.wire.dhcp import Packet
 
 #: Builds the failover policies from the server's lease database and pools (in topology
@@ -110,6 +115,11 @@ class DhcpServer:
             db.load(lease)
         if ctx.billing is not None:
             ctx.billing.restore_all(db.by_addr.values())
+        if has_events(config):
+            ctx.events = LeaseEvents(
+                db=db, topo=topo, alloc=self.alloc, replies=self.replies, names=names
+            )
+            ctx.events.restore(db.by_addr.values())
         self._pools = [p for share in topo.shares for p in share.pools]
         # Failover is given here, once the leases are loaded: the factory (the engine's
         # ``FailoverSetup``) returns a policy per relationship, and each pool with
@@ -161,6 +171,8 @@ class DhcpServer:
             out.log.append(f"{name} from {c.hwstr} via {c.via}: unknown packet type")
             return ctx.drop(out, "unknown packet type")
         handler(ctx, c, out)
+        if ctx.events is not None:
+            ctx.events.after_packet(c, out)
         return self._finish(out, now)
 
     def ping_timed_out(self, address: IPv4Address, *, now: int) -> Outcome:
@@ -227,8 +239,21 @@ class DhcpServer:
             self.db.count_free(self._pools)
             self._next_free_count = now + FREE_COUNT_PERIOD
         if self.failover_enabled:
-            return self.db.expire(now, self._failover_expiry)
-        return self.db.expire(now)
+            changed = self.db.expire(now, self._failover_expiry)
+        else:
+            changed = self.db.expire(now)
+        if self.ctx.events is not None:
+            self.ctx.events.tick(now)  # expiry blocks, for take_events
+        return changed
+
+    def take_events(self) -> list[EventAction]:
+        """The lease events' actions of the ticks so far (expiries), to run once ``tick``'s
+        leases are durable; always empty without ``on`` blocks."""
+        events = self.ctx.events
+        if events is None or not events.pending:
+            return []
+        out, events.pending = events.pending, []
+        return out
 
     def failover_of(self, addr: int) -> PoolFailover | None:
         """The failover relationship of a range address's pool, if any."""

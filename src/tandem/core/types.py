@@ -43,13 +43,34 @@ class PingRequest:
     timeout_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class RunProgram:
+    """A lease event's ``execute()``: run ``argv`` (``argv[0]`` as written, no shell)."""
+
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A lease event's ``log()`` line at its level: fatal, error, info or debug."""
+
+    level: str
+    text: str
+
+
+#: What a lease event (core.events) asks the I/O layer to do once its lease is durable.
+EventAction = RunProgram | LogLine
+
+
 @dataclass(slots=True)
 class Outcome:
     """The result of handling one packet.
 
     ``writes`` holds every lease the packet changed; the caller makes them durable before
     sending ``reply``. ``drop`` names the reason when the packet is ignored. ``ping`` (set
-    instead of ``reply``) asks for a ping before an OFFER (``core.ping``).
+    instead of ``reply``) asks for a ping before an OFFER (``core.ping``). ``events`` (None
+    unless the configuration has ``on`` blocks) are the lease events' actions, to run only
+    once ``writes`` are durable.
     """
 
     reply: Reply | None = None
@@ -57,3 +78,4 @@ class Outcome:
     log: list[str] = field(default_factory=list)
     drop: str | None = None
     ping: PingRequest | None = None
+    events: list[EventAction] | None = None

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 
 from tandem.core.server import DhcpServer, Outcome, Reply, RxMeta
-from tandem.core.types import PingRequest
+from tandem.core.types import EventAction, PingRequest
 from tandem.io.commit import GroupCommit
 from tandem.io.netif import Interface
 from tandem.io.ping import Pinger
@@ -109,6 +109,7 @@ class DhcpEndpoint:
         emit: Callable[[list[str]], None] | None = None,
         clock: Callable[[], float] = time.time,
         after_commit: Callable[[], None] | None = None,
+        events: Callable[[list[EventAction]], None] | None = None,
     ) -> None:
         self.server = server
         self.commit = commit
@@ -120,6 +121,8 @@ class DhcpEndpoint:
         self._clock = clock
         # Failover: once a batch is durable, the engines may send the BNDUPDs it caused.
         self._after_commit = after_commit
+        #: Lease events (io.events.EventRunner.submit): queued behind their leases' records.
+        self.events = events
         self._ports: dict[int, _Port] = {}
         for iface in interfaces:
             self._ports[iface.index] = _Port(iface, self._open_udp(iface))
@@ -245,6 +248,8 @@ class DhcpEndpoint:
                 counters.drops[outcome.drop] += 1
             if outcome.reply is not None:
                 commit.defer(functools.partial(send, port, outcome.reply, packet.max_message_size))
+            if outcome.events is not None and self.events is not None:
+                commit.defer(functools.partial(self.events, outcome.events))
         if lines:
             self._lines += lines
         commit.flush()
@@ -384,6 +389,10 @@ class DhcpEndpoint:
             self.journal.append(lease)
         if changed:
             self.commit.flush()
+        if self.events is not None:
+            events = self.server.take_events()  # expiries: run once their leases are durable
+            if events:
+                self.commit.after_durable(functools.partial(self.events, events))
         if self._after_commit is not None:
             self.commit.after_durable(self._after_commit)
 

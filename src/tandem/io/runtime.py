@@ -32,6 +32,7 @@ from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
+from tandem.io.events import DEFAULT_TIMEOUT, EventRunner, log_writer
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.netif import list_interfaces
@@ -89,6 +90,7 @@ class Options:
     chroot: str | None = None  # -chroot: after the config is read (tandem.io.privileges)
     http: str | None = DEFAULT_HTTP  # --http ADDR:PORT (None: --http off); tandem.io.http_api
     http_token_file: str | None = None  # --http-token-file: bearer token, writes allowed
+    event_timeout: float = DEFAULT_TIMEOUT  # --event-timeout: seconds an execute() may run
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:
@@ -348,11 +350,15 @@ def serve(opts: Options) -> int:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
     runtime = Runtime(opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit)
+    # Lease events (on commit/release/expiry): run once their lease is durable (io/events.py).
+    runtime.events = runner = EventRunner(log_writer(opts.debug), timeout=opts.event_timeout)
+    endpoint.events = runner.submit
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
         return _fatal(opts, exc)
     finally:
+        runner.close()
         endpoint.close()
         commit.close()
         journal.close()
@@ -400,6 +406,7 @@ class Runtime:
         self.journal = commit.journal
         self.endpoint = endpoint
         self.links = links
+        self.events: EventRunner | None = None  # lease events' programs (serve sets it)
         self.started = time.time()
         self._stats: dict[str, int] | None = None
         self._stats_at = 0.0
@@ -602,6 +609,7 @@ class Runtime:
             "failover": {} if self.links is None else self.links.status(),
             "failover_listeners": [] if self.links is None else self.links.listener_status(),
             "ping": {} if (p := self.endpoint.pinger) is None else dict(p.counters),
+            "events": {} if self.events is None else self.events.status(),
         }
 
     def _server_stats(self) -> dict[str, int]:
