@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from tandem import BUILD, __version__
 from tandem.config import ConfigError, load
 from tandem.config.model import Config, Param
+from tandem.config.sides import Role, choose_sides
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
@@ -34,7 +35,7 @@ from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
-from tandem.io.netif import list_interfaces
+from tandem.io.netif import Interface, list_interfaces, local_addresses
 from tandem.io.page_feed import PageFeed
 from tandem.io.privileges import (
     Identity,
@@ -69,7 +70,7 @@ DEFAULT_LIMIT = NewLeaseLimit()
 
 @dataclass
 class Options:
-    mode: str = "serve"  # serve | test-config | test-leases | status | partner-down
+    mode: str = "serve"  # serve | test-config | test-leases | status | partner-down | export-...
     config: str = DEFAULT_CONF
     leases: str = DEFAULT_LEASES
     pid: str | None = DEFAULT_PID
@@ -88,6 +89,8 @@ class Options:
     chroot: str | None = None  # -chroot: after the config is read (tandem.io.privileges)
     http: str | None = DEFAULT_HTTP  # --http ADDR:PORT (None: --http off); tandem.io.http_api
     http_token_file: str | None = None  # --http-token-file: bearer token, writes allowed
+    failover_role: Role | None = None  # --failover-role: which side of the peer blocks (sides)
+    output: str | None = None  # export-partner-config -o (None: standard output)
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:
@@ -191,6 +194,19 @@ def load_config(opts: Options) -> Config | None:
     return config
 
 
+def take_sides(opts: Options, config: Config, ifaces: dict[str, Interface]) -> Config | None:
+    """Each failover peer as this host runs it (config/sides.py), the side said; None: error."""
+    try:
+        config, sides = choose_sides(config, local_addresses(ifaces), opts.failover_role)
+    except ConfigError as exc:
+        for diag in exc.diagnostics:
+            print(str(diag), file=sys.stderr)
+        return None
+    for side in sides:
+        say(opts, side.describe())
+    return config
+
+
 def _setup_logging(opts: Options, facility: str | None) -> None:
     logger = logging.getLogger("tandem")
     logger.setLevel(logging.INFO)
@@ -243,6 +259,11 @@ def serve(opts: Options) -> int:
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
+    sided = take_sides(opts, config, all_ifaces)
+    if sided is None:
+        print("Configuration file errors encountered -- exiting", file=sys.stderr)
+        return 1
+    config = sided
     if opts.chroot:
         try:
             enter_chroot(opts.chroot)
