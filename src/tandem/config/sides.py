@@ -5,11 +5,14 @@ together forever. Tandem reads the *primary's* file on both hosts: a host whose 
 include the block's ``peer address`` takes the block's other side, the mirror dhcpd's
 secondary would be written as (:func:`mirror`): ``primary`` <-> ``secondary``, ``address`` <->
 ``peer address``, ``port`` <-> ``peer port``. The primary-only parameters (``mclt``,
-``split``/``hba``) stay the primary's: a dhcpd secondary may not carry split or hba (confpars.c:
-"secondary may not define load balance settings") and learns both from the primary's CONNECT,
-and Tandem's secondary does the same once connected. ``max-response-delay``,
-``max-unacked-updates``, ``load balance max seconds`` and the balance settings are each
-server's own in dhcpd (both files of the seed carry the same numbers): kept as written.
+``split``/``hba``) stay the primary's: dhcpd's secondary may not carry split or hba (confpars.c:
+"secondary may not define load balance settings") and takes the MCLT and HBA the primary's
+CONNECT carries (failover.c), as Tandem's secondary does once connected (until then, the
+mirrored mclt is the primary's own number). ``max-response-delay`` and ``max-unacked-updates``
+are each server's own (dhcpd learns the partner's from its CONNECT, receive-timer and
+max-unacked-bndupd; a ``peer max-response-delay`` in the block is overwritten there), as are
+``load balance max seconds`` and the balance settings: kept as written (both of the seed's
+files carry the same numbers).
 
 Which side: the block's ``address`` local and its ``peer address`` not: as written; the other
 way round: mirrored; neither or both: an error at the block's ``file:line:col`` unless the
