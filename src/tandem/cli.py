@@ -60,7 +60,7 @@ Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lea
               [--failover-role primary|secondary] [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
                     [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
-                    [-d] [if0 ...]
+                    [--failover-role primary|secondary] [-d] [if0 ...]
        tandem check [CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
