@@ -32,11 +32,12 @@ import sys
 import time
 
 from tandem import __version__
-from tandem.io.command_views import format_status
 from tandem.config import ConfigError
 from tandem.config.sides import ROLES, Role, partner_text
+from tandem.io.command_views import format_status
 from tandem.io.control import ControlUnavailable, request
-from tandem.io.netif import list_interfaces
+from tandem.io.hostside import take_sides
+from tandem.io.netif import list_interfaces, local_addresses
 from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
 from tandem.io.runtime import (
     Options,
@@ -46,7 +47,6 @@ from tandem.io.runtime import (
     read_leases,
     say,
     serve,
-    take_sides,
 )
 from tandem.store.leasefile import LeaseFileContents, parse_leases
 
@@ -302,7 +302,8 @@ def test_config(opts: Options) -> int:
     config = load_config(opts)
     if config is None:
         return 1
-    if take_sides(opts, config, list_interfaces()) is None:
+    local = local_addresses(list_interfaces())
+    if take_sides(config, local, opts.failover_role, lambda text: say(opts, text)) is None:
         # dhcpd -t accepts the file (it does not look at the host): so does -t, loudly.
         print(
             "The file is valid, but serving it on this host fails on the error above.",

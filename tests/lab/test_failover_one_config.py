@@ -8,7 +8,9 @@ of the primary, back to NORMAL with agreeing lease files); only the files differ
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 
 import pytest
 from failover_kit import (
@@ -100,3 +102,30 @@ def test_exported_partner_file_run_by_dhcpd(lab: Lab) -> None:
     assert dhcpd_rejections(log) == []
     assert "Failover CONNECT" not in log and not re.search(r"unknown (message|option)", log)
     assert primary.status()["partner_state"] == "normal"
+
+
+def test_reload_on_the_secondary_keeps_its_side(lab: Lab) -> None:
+    """SIGHUP on the host that mirrors the block: the reloaded block is mirrored again, so the
+    link stays up (a block read as written would turn it into a second primary)."""
+    h1, h2 = pair_lab(lab)
+    primary, secondary = Node("tandem", h1, SEED_PRIMARY), Node("tandem", h2, SEED_PRIMARY)
+    secondary.start()
+    primary.start()
+    primary.wait_state("normal", 30)
+    secondary.wait_state("normal", 30)
+    assert secondary.server is not None
+    host = "host fixed { hardware ethernet 02:00:00:00:00:42; fixed-address 192.0.2.42; }\n"
+    secondary.server.conf_path.write_text(SEED_PRIMARY + "\n" + host, encoding="utf-8")
+    marks = len(primary.log()), len(secondary.log())
+    os.kill(secondary.server.proc.pid, signal.SIGHUP)
+    path = re.escape(str(secondary.server.conf_path))
+    secondary.server.wait_for_log(rf"^Reloaded {path}: 1 subnet, 1 host$", 10, start=marks[1])
+    assert secondary.status()["role"] == "secondary"
+    cli = Dhclient(lab.add_host("cli1"))
+    cli.start()
+    ev = cli.wait_lease(40)
+    wait_for(lambda: secondary.active().get(str(ev.address)) == cli.mac(), 15, "BNDUPD")
+    assert (primary.my_state(), secondary.my_state()) == ("normal", "normal")
+    for node, mark in zip((primary, secondary), marks, strict=True):
+        tail = node.log()[mark:]
+        assert "disconnected" not in tail and " I move from " not in tail, tail

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from tandem import BUILD, __version__
 from tandem.config import ConfigError, load
 from tandem.config.model import Config, Param
-from tandem.config.sides import Role, choose_sides
+from tandem.config.sides import Role
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
@@ -35,7 +35,8 @@ from tandem.io.control import ControlError, ControlServer, control_path_for
 from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
-from tandem.io.netif import Interface, list_interfaces, local_addresses
+from tandem.io.hostside import reload_sides, take_sides
+from tandem.io.netif import list_interfaces, local_addresses
 from tandem.io.page_feed import PageFeed
 from tandem.io.privileges import (
     Identity,
@@ -70,7 +71,7 @@ DEFAULT_LIMIT = NewLeaseLimit()
 
 @dataclass
 class Options:
-    mode: str = "serve"  # serve | test-config | test-leases | status | partner-down | export-...
+    mode: str = "serve"  # serve | test-config | test-leases | status | partner-down
     config: str = DEFAULT_CONF
     leases: str = DEFAULT_LEASES
     pid: str | None = DEFAULT_PID
@@ -194,19 +195,6 @@ def load_config(opts: Options) -> Config | None:
     return config
 
 
-def take_sides(opts: Options, config: Config, ifaces: dict[str, Interface]) -> Config | None:
-    """Each failover peer as this host runs it (config/sides.py), the side said; None: error."""
-    try:
-        config, sides = choose_sides(config, local_addresses(ifaces), opts.failover_role)
-    except ConfigError as exc:
-        for diag in exc.diagnostics:
-            print(str(diag), file=sys.stderr)
-        return None
-    for side in sides:
-        say(opts, side.describe())
-    return config
-
-
 def _setup_logging(opts: Options, facility: str | None) -> None:
     logger = logging.getLogger("tandem")
     logger.setLevel(logging.INFO)
@@ -259,7 +247,8 @@ def serve(opts: Options) -> int:
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
-    sided = take_sides(opts, config, all_ifaces)
+    local = local_addresses(all_ifaces)  # the side of each peer block (config/sides.py)
+    sided = take_sides(config, local, opts.failover_role, lambda text: say(opts, text))
     if sided is None:
         print("Configuration file errors encountered -- exiting", file=sys.stderr)
         return 1
@@ -365,6 +354,7 @@ def serve(opts: Options) -> int:
         with open(opts.pid, "w", encoding="ascii") as fh:
             fh.write(f"{os.getpid()}\n")
     runtime = Runtime(opts, server, commit, endpoint, links, ident=ident, http=http, emit=emit)
+    runtime.local = local  # a reload takes the same sides
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -396,6 +386,8 @@ def _emit_log(lines: list[str]) -> None:
 
 class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
+
+    local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
 
     def __init__(
         self,
@@ -531,6 +523,8 @@ class Runtime:
             path = self.opts.config
             try:
                 loaded = await asyncio.to_thread(read_config, path, self.opts.chroot)
+                if not isinstance(loaded, ReloadResult):
+                    loaded = reload_sides(loaded, self.local, self.opts.failover_role, path)
                 result = loaded if isinstance(loaded, ReloadResult) else self._apply(loaded)
             except Exception as exc:  # a bug must not cost the running configuration
                 log.exception("Reload of %s failed", path)
