@@ -13,6 +13,10 @@ Subcommands::
     tandem check-leases [LEASES]     # like -T
     tandem status [--control FILE] [--json]
     tandem partner-down NAME [--control FILE]
+    tandem export-partner-config [-cf FILE] [-o OUT]   # the file a dhcpd partner needs
+
+``--failover-role primary|secondary`` says which side of each ``failover peer`` block this host
+takes when its addresses do not (config/sides.py): the same file serves both peers.
 
 The control socket defaults to the pid file's name with ``.ctl`` (``/run/tandem.ctl``); the
 ``status`` and ``partner-down`` commands accept ``-pf``/``--pid`` to find it the same way. Both
@@ -28,8 +32,12 @@ import sys
 import time
 
 from tandem import __version__
+from tandem.config import ConfigError
+from tandem.config.sides import ROLES, Role, partner_text
 from tandem.io.command_views import format_status
 from tandem.io.control import ControlUnavailable, request
+from tandem.io.hostside import take_sides
+from tandem.io.netif import list_interfaces, local_addresses
 from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
 from tandem.io.runtime import (
     Options,
@@ -48,17 +56,26 @@ USAGE = """\
 Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lease-file]
               [-pf pid-file] [-ctl control-socket] [--no-pid]
               [-user user] [-group group] [-chroot dir]
-              [--http ADDR:PORT|off] [--http-token-file FILE] [if0 [...ifN]]
+              [--http ADDR:PORT|off] [--http-token-file FILE]
+              [--failover-role primary|secondary] [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
                     [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
-                    [-d] [if0 ...]
+                    [--failover-role primary|secondary] [-d] [if0 ...]
        tandem check [CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
        tandem partner-down NAME [--control FILE]
+       tandem export-partner-config [-cf FILE] [-o OUT]
        tandem --version"""
 
-_SUBCOMMANDS = ("serve", "check", "check-leases", "status", "partner-down")
+_SUBCOMMANDS = (
+    "serve",
+    "check",
+    "check-leases",
+    "status",
+    "partner-down",
+    "export-partner-config",
+)
 
 
 class UsageError(Exception):
@@ -105,6 +122,7 @@ def parse_args(argv: list[str]) -> Options:
             "-tf",
             "-play",
             *_HTTP_OPTIONS,
+            "--failover-role",
         ):
             value = next(it, None)
             if value is None:
@@ -131,6 +149,8 @@ def parse_args(argv: list[str]) -> Options:
                 opts.chroot = value
             elif arg in _HTTP_OPTIONS:
                 _set_http(opts, arg, value)
+            elif arg == "--failover-role":
+                opts.failover_role = _role(value)
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -185,6 +205,13 @@ def _event_timeout(value: str) -> float:
     return seconds
 
 
+def _role(value: str) -> Role:
+    for role in ROLES:
+        if value == role:
+            return role
+    raise UsageError(f"--failover-role {value!r}: give primary or secondary")
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65535:
         raise UsageError(f"bad port {value!r}: give a number from 1 to 65534")
@@ -197,7 +224,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
         opts.mode = "test-config"
     elif name == "check-leases":
         opts.mode = "test-leases"
-    elif name in ("status", "partner-down"):
+    elif name in ("status", "partner-down", "export-partner-config"):
         opts.mode = name
     it = iter(args)
     positional: list[str] = []
@@ -212,12 +239,29 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
                 _set_limit(opts, arg, value)
         elif arg == "--event-timeout":
             opts.event_timeout = _event_timeout(next(it, ""))
-        elif arg in ("--config", "--leases", "--pid", "--port", "--control", "-ctl", "-pf"):
+        elif arg in (
+            "--config",
+            "-cf",
+            "--leases",
+            "--pid",
+            "--port",
+            "--control",
+            "-ctl",
+            "-pf",
+            "--failover-role",
+            "-o",
+        ):
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")
-            if arg == "--config":
+            if arg in ("--config", "-cf"):
                 opts.config = value
+            elif arg == "--failover-role":
+                opts.failover_role = _role(value)
+            elif arg == "-o" and name == "export-partner-config":
+                opts.output = value
+            elif arg == "-o":
+                raise UsageError(f"-o is an option of export-partner-config, not {name}")
             elif arg == "--leases":
                 opts.leases = value
             elif arg in ("--pid", "-pf"):
@@ -274,9 +318,60 @@ def test_config(opts: Options) -> int:
     config = load_config(opts)
     if config is None:
         return 1
+    local = local_addresses(list_interfaces())
+    if take_sides(config, local, opts.failover_role, lambda text: say(opts, text)) is None:
+        # dhcpd -t accepts the file (it does not look at the host): so does -t, loudly.
+        print(
+            "The file is valid, but serving it on this host fails on the error above.",
+            file=sys.stderr,
+        )
     if not _privileges(opts, ids=False):  # dhcpd chroots after the config, as when serving
         return 1
     say(opts, f"Config file: {opts.config}")
+    return 0
+
+
+def export_partner_config(opts: Options) -> int:
+    """``tandem export-partner-config``: the file a dhcpd partner needs (config/sides.py)."""
+    quiet = Options(config=opts.config, quiet=True)
+    config = load_config(quiet)
+    if config is None:
+        return 1
+    if not config.failover_peers:
+        print(f"tandem: {opts.config} declares no failover peer", file=sys.stderr)
+        return 1
+    others = sorted({p.loc.file for p in config.failover_peers if p.loc.file != opts.config})
+    if others:
+        print(
+            f"tandem: failover peer blocks in {', '.join(others)} (included): export cannot "
+            "rewrite them; move the blocks into the main file",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        with open(opts.config, "rb") as fh:
+            text = fh.read().decode("latin-1")
+        out = partner_text(text, opts.config, config.failover_peers)
+    except OSError as exc:
+        print(f"Can't open {opts.config}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        for diag in exc.diagnostics:
+            print(str(diag), file=sys.stderr)
+        return 1
+    data = out.encode("latin-1")
+    if opts.output in (None, "-"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        with open(opts.output, "wb") as fh:
+            fh.write(data)
+    for peer in config.failover_peers:
+        print(
+            f'failover peer "{peer.name}": the {peer.role} side written, '
+            f"the partner's ({peer.peer_address}) exported",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -395,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         return status(opts)
     if opts.mode == "partner-down":
         return partner_down(opts)
+    if opts.mode == "export-partner-config":
+        return export_partner_config(opts)
     return serve(opts)
 
 

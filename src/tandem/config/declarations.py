@@ -8,6 +8,7 @@ the first problem, blamed where ``dhcpd -t`` blames it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
@@ -542,6 +543,7 @@ class DeclarationParser(HostParsing):
         if name in self.peers:
             raise cur.error(f"redeclaration of failover peer {name}")
         peer, notes = parse_peer_body(cur, name, tok.loc)
+        peer = dataclasses.replace(peer, span=(tok.start, cur.last.end))
         for note in notes:
             self.st.warn(tok.loc, note)
         self.peers[name] = peer

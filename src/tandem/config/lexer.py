@@ -51,6 +51,10 @@ class Token:
     kind: Kind
     text: str  # for STRING: the unescaped value, one char per byte (latin-1)
     loc: Location
+    #: Offsets of the token's first character and just past its last, in the file's text
+    #: (one character per byte): what config/sides.py rewrites a peer block by.
+    start: int = 0
+    end: int = 0
 
     @property
     def is_identifier(self) -> bool:
@@ -117,6 +121,7 @@ class Lexer:
         """The next token; at the end, EOF tokens forever (placed at the last token)."""
         while True:
             loc = Location(self._file, self._line, self._lpos)
+            start = self._pos
             c = self._get()
             if c == "":
                 return Token(Kind.EOF, "", self._last_loc)
@@ -128,17 +133,15 @@ class Lexer:
                     c = self._get()
                 continue
             if c == '"':
-                tok = Token(Kind.STRING, self._read_string(loc), loc)
+                kind, text = Kind.STRING, self._read_string(loc)
             elif c in _DIGITS or c == "-":
                 kind, text = self._read_number(c, loc)
-                tok = Token(kind, text, loc)
             elif c in _ALPHA:
                 kind, text = self._read_name(c, loc)
-                tok = Token(kind, text, loc)
             else:
-                tok = Token(Kind.PUNCT, c, loc)
+                kind, text = Kind.PUNCT, c
             self._last_loc = loc
-            return tok
+            return Token(kind, text, loc, start, self._pos)
 
     def _skip_space(self) -> None:
         while True:

@@ -355,6 +355,9 @@ class FailoverPeer:
     loc: Location = NOWHERE
     address_name: HostRef | None = None
     peer_address_name: HostRef | None = None
+    #: The block's text in ``loc.file``: offsets of ``failover`` and just past its ``}``
+    #: (``tandem export-partner-config`` rewrites only these characters).
+    span: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ __all__ = ["ReloadPlan", "peer_changed", "plan", "rebuild"]
 
 #: FailoverPeer fields that do not change what the relationship does: where it was written,
 #: and a host name (its resolved address is compared instead).
-_IGNORED = frozenset({"loc", "address_name", "peer_address_name"})
+_IGNORED = frozenset({"loc", "span", "address_name", "peer_address_name"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from tandem import BUILD, __version__
 from tandem.config import ConfigError, load
 from tandem.config.model import Config, Param
+from tandem.config.sides import Role
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.flood import NewLeaseLimit
 from tandem.core.server import DhcpServer
@@ -35,7 +36,8 @@ from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.events import DEFAULT_TIMEOUT, EventRunner, log_writer
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
-from tandem.io.netif import list_interfaces
+from tandem.io.hostside import reload_sides, take_sides
+from tandem.io.netif import list_interfaces, local_addresses
 from tandem.io.page_feed import PageFeed
 from tandem.io.ping import Pinger
 from tandem.io.privileges import (
@@ -91,6 +93,9 @@ class Options:
     http: str | None = DEFAULT_HTTP  # --http ADDR:PORT (None: --http off); tandem.io.http_api
     http_token_file: str | None = None  # --http-token-file: bearer token, writes allowed
     event_timeout: float = DEFAULT_TIMEOUT  # --event-timeout: seconds an execute() may run
+
+    failover_role: Role | None = None  # --failover-role: which side of the peer blocks (sides)
+    output: str | None = None  # export-partner-config -o (None: standard output)
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:
@@ -246,6 +251,12 @@ def serve(opts: Options) -> int:
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
+    local = local_addresses(all_ifaces)  # the side of each peer block (config/sides.py)
+    sided = take_sides(config, local, opts.failover_role, lambda text: say(opts, text))
+    if sided is None:
+        print("Configuration file errors encountered -- exiting", file=sys.stderr)
+        return 1
+    config = sided
     if opts.chroot:
         try:
             enter_chroot(opts.chroot)
@@ -353,6 +364,8 @@ def serve(opts: Options) -> int:
     # Lease events (on commit/release/expiry): run once their lease is durable (io/events.py).
     runtime.events = runner = EventRunner(log_writer(opts.debug), timeout=opts.event_timeout)
     endpoint.events = runner.submit
+
+    runtime.local = local  # a reload takes the same sides
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -385,6 +398,8 @@ def _emit_log(lines: list[str]) -> None:
 
 class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
+
+    local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
 
     def __init__(
         self,
@@ -528,6 +543,8 @@ class Runtime:
             path = self.opts.config
             try:
                 loaded = await asyncio.to_thread(read_config, path, self.opts.chroot)
+                if not isinstance(loaded, ReloadResult):
+                    loaded = reload_sides(loaded, self.local, self.opts.failover_role, path)
                 result = loaded if isinstance(loaded, ReloadResult) else self._apply(loaded)
             except Exception as exc:  # a bug must not cost the running configuration
                 log.exception("Reload of %s failed", path)
