@@ -36,19 +36,19 @@ def test_dora_offer_then_ack_writes_lease_and_logs_like_dhcpd() -> None:
     assert off.reply is not None and off.writes == []  # offers are not committed (dhcpd)
     assert off.log == [
         "DHCPDISCOVER from 52:54:00:00:00:01 via eth0",
-        "DHCPOFFER on 192.0.2.200 to 52:54:00:00:00:01 via eth0",
+        "DHCPOFFER on 192.0.2.100 to 52:54:00:00:00:01 via eth0",
     ]
     p = off.reply.packet
-    assert p.op == 2 and p.yiaddr == A("192.0.2.200") and p.xid == c.xid
+    assert p.op == 2 and p.yiaddr == A("192.0.2.100") and p.xid == c.xid
     assert p.options[53] == b"\x02" and p.options[54] == SERVER_IP.ip.packed
     # not broadcast, not relayed: unicast to yiaddr without ARP
-    assert (off.reply.dest_ip, off.reply.dest_port) == (A("192.0.2.200"), 68)
+    assert (off.reply.dest_ip, off.reply.dest_port) == (A("192.0.2.100"), 68)
     assert off.reply.dest_mac == mac(1)
-    ack = c.send(3, T0 + 1, requested="192.0.2.200", server_id="192.0.2.1")
+    ack = c.send(3, T0 + 1, requested="192.0.2.100", server_id="192.0.2.1")
     assert ack.reply is not None and ack.reply.packet.options[53] == b"\x05"
     assert ack.log == [
-        "DHCPREQUEST for 192.0.2.200 (192.0.2.1) from 52:54:00:00:00:01 via eth0",
-        "DHCPACK on 192.0.2.200 to 52:54:00:00:00:01 via eth0",
+        "DHCPREQUEST for 192.0.2.100 (192.0.2.1) from 52:54:00:00:00:01 via eth0",
+        "DHCPACK on 192.0.2.100 to 52:54:00:00:00:01 via eth0",
     ]
     (lease,) = ack.writes
     assert lease.binding_state is BindingState.ACTIVE
@@ -77,16 +77,16 @@ def test_discover_reuses_the_clients_lease_and_honours_requested_address() -> No
     srv = server()
     c = FakeClient(srv, mac(1))
     c.dora(T0)
-    assert c.address == A("192.0.2.200")
+    assert c.address == A("192.0.2.100")
     off = c.send(1, T0 + 100)
-    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.200")
+    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.100")
     other = FakeClient(srv, mac(2))
     off2 = other.send(1, T0, requested="192.0.2.150")
     assert off2.reply is not None and off2.reply.packet.yiaddr == A("192.0.2.150")
     # requesting somebody else's active address gives a different one
-    off3 = FakeClient(srv, mac(3)).send(1, T0, requested="192.0.2.200")
+    off3 = FakeClient(srv, mac(3)).send(1, T0, requested="192.0.2.100")
     assert off3.reply is not None and off3.reply.packet.yiaddr not in (
-        A("192.0.2.200"),
+        A("192.0.2.100"),
         A("192.0.2.150"),
     )
 
@@ -245,7 +245,7 @@ def test_fixed_address_host_and_known_clients_pool() -> None:
         b"requested address is incorrect"
     )
     laptop = FakeClient(srv, mac(6)).send(1, T0)
-    assert laptop.reply is not None and laptop.reply.packet.yiaddr == A("192.0.2.110")
+    assert laptop.reply is not None and laptop.reply.packet.yiaddr == A("192.0.2.100")
     stranger = FakeClient(srv, mac(7)).send(1, T0)
     assert stranger.reply is None and stranger.drop == "no free leases"
 
@@ -460,13 +460,13 @@ def test_tick_expires_active_leases_to_free() -> None:
 
 def test_loaded_leases_are_respected() -> None:
     taken = Lease(
-        A("192.0.2.200"), BindingState.ACTIVE, starts=T0, ends=T0 + 1000, hardware=(1, mac(9))
+        A("192.0.2.100"), BindingState.ACTIVE, starts=T0, ends=T0 + 1000, hardware=(1, mac(9))
     )
     srv = DhcpServer(config(), leases=[taken])
     off = FakeClient(srv, mac(1)).send(1, T0)
-    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.199")
+    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.101")
     mine = FakeClient(srv, mac(9)).send(1, T0)
-    assert mine.reply is not None and mine.reply.packet.yiaddr == A("192.0.2.200")
+    assert mine.reply is not None and mine.reply.packet.yiaddr == A("192.0.2.100")
 
 
 def test_stats_count_messages_and_drops() -> None:

@@ -90,6 +90,7 @@ class DhcpServer:
         ctx.billing = Billing.build(config)
         for lease in leases:
             db.load(lease)
+        db.order_fresh()  # dhcpd's start-up order of never-used addresses (see core.pools)
         if ctx.billing is not None:
             ctx.billing.restore_all(db.by_addr.values())
         self._pools = [p for share in topo.shares for p in share.pools]
