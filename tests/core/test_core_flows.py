@@ -280,6 +280,33 @@ def test_lease_time_negotiation_and_t1_t2() -> None:
     assert o.reply.packet.options[59] == (43200 * 7 // 8).to_bytes(4, "big")
 
 
+def test_lease_time_floor_is_dhcpds_default_min_lease_time() -> None:
+    """ack_lease: without min-lease-time the floor is 300 s (DEFAULT_MIN_LEASE_TIME), lowered
+    to max-lease-time when that is smaller; a configured min-lease-time is the floor as set.
+    tests/lab/test_departures.py holds the same to dhcpd."""
+
+    def granted(*params: Param, req: int | None = None) -> tuple[int, int]:
+        srv = server(subnets=(subnet(block=(*SEED_BLOCK, *params)),))
+        extra = {51: req.to_bytes(4, "big")} if req is not None else None
+        c = FakeClient(srv, mac(1))
+        off = c.send(1, T0, extra=extra)
+        assert off.reply is not None
+        yi = str(off.reply.packet.yiaddr)
+        ack = c.send(3, T0, requested=yi, server_id="192.0.2.1", extra=extra)
+        assert ack.reply is not None and ack.reply.packet.options[53] == b"\x05"
+        (lease,) = ack.writes
+        assert lease.ends == T0 + int.from_bytes(ack.reply.packet.options[51], "big")
+        return tuple(int.from_bytes(o.reply.packet.options[51], "big") for o in (off, ack))  # type: ignore[union-attr,return-value]
+
+    assert granted(Param("default-lease-time", 3)) == (300, 300)
+    assert granted(Param("default-lease-time", 0)) == (300, 300)
+    assert granted(req=10) == (300, 300)
+    assert granted(Param("default-lease-time", 3), Param("max-lease-time", 60)) == (60, 60)
+    assert granted(Param("default-lease-time", 3), Param("min-lease-time", 5)) == (5, 5)
+    assert granted(Param("default-lease-time", 3), Param("min-lease-time", 0)) == (3, 3)
+    assert granted(Param("max-lease-time", 60), Param("min-lease-time", 90)) == (90, 90)
+
+
 def test_parameter_request_list_rules() -> None:
     block = (*SEED_BLOCK, opt("domain-name", 15, b"example.org"))
     srv = server(subnets=(subnet(block=block),))
