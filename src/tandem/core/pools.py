@@ -126,6 +126,7 @@ class LeaseDB:
         self._offer_hw: dict[HwKey, int] = {}
         self._offer_heap: list[tuple[int, int]] = []
         self.ops = 0  # queue/cursor steps taken by allocation (lets tests prove O(1))
+        self.cannot_reuse: set[int] = set()  # dhcpd's lease->cannot_reuse (core.reuse)
 
     # --- ranges ------------------------------------------------------------------------
 
