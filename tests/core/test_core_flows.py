@@ -321,6 +321,31 @@ def test_parameter_request_list_rules() -> None:
     assert set(keys) == {53, 54, 51, 58, 59, 1, 3, 42, 2, 28, 15}
 
 
+def test_echo_client_id_sends_the_hosts_identifier_to_a_client_that_sent_none() -> None:
+    """dhcp.c echo_client_id + cons_options: with echo-client-id on, option 61 goes right
+    after the protocol options, PRL or not: the client's own, else the host's configured
+    dhcp-client-identifier (matched here by hardware). tests/lab/test_departures.py holds the
+    same to dhcpd."""
+    host = Host(
+        "cid",
+        hardware=(1, mac(1)),
+        chain=((opt("dhcp-client-identifier", 61, b"cfg-id"),),),
+    )
+
+    def offer(echo: bool, n: int, client_id: bytes | None = None) -> dict[int, bytes]:
+        stmts = (*AUTHORITATIVE, Param("echo-client-id", echo))
+        srv = server(hosts=(host,), statements=stmts)
+        o = FakeClient(srv, mac(n), client_id=client_id).send(1, T0, prl=bytes([1, 3]))
+        assert o.reply is not None
+        return o.reply.packet.options
+
+    on = offer(True, 1)
+    assert on[61] == b"cfg-id" and list(on)[:6] == [53, 54, 51, 58, 59, 61]
+    assert 61 not in offer(False, 1)  # not asked for, not echoed
+    assert offer(True, 2, b"\x01own")[61] == b"\x01own"
+    assert 61 not in offer(True, 3)  # nothing sent, nothing configured
+
+
 def test_small_max_message_size_drops_what_does_not_fit() -> None:
     big = opt("domain-name", 15, b"x" * 200)
     srv = server(subnets=(subnet(block=(*SEED_BLOCK, big, opt("root-path", 17, b"y" * 100))),))

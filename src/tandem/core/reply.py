@@ -380,7 +380,10 @@ def reply_options(
         msg_type=request_type,
         budget=budget,
         client_sent_fqdn=client_sent_fqdn,
-        echo_client_id=uid is not None,
+        # echo_client_id (dhcp.c): with the option on, cons_options puts 61 right after the
+        # protocol options whatever the PRL says; it carries the client's own identifier, or,
+        # when it sent none, one the scope configures (a host's dhcp-client-identifier).
+        echo_client_id=plan.echo_client_id,
         agent=None,
     )
     if key is not None:
