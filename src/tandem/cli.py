@@ -25,7 +25,7 @@ import sys
 from tandem import __version__
 from tandem.io.control import ControlUnavailable, request
 from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
-from tandem.io.runtime import Options, banner, load_config, read_leases, say, serve
+from tandem.io.runtime import Options, banner, give_up, load_config, read_leases, say, serve
 from tandem.store.leasefile import LeaseFileContents, parse_leases
 
 __all__ = ["Options", "UsageError", "main", "parse_args"]
@@ -208,7 +208,7 @@ def _privileges(opts: Options, *, ids: bool = True, chroot: bool = True) -> bool
         if chroot and opts.chroot:
             enter_chroot(opts.chroot)
     except PrivilegeError as exc:
-        print(str(exc), file=sys.stderr)
+        give_up(None, str(exc))
         return False
     return True
 
@@ -313,8 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opts = parse_args(args)
     except UsageError as exc:
-        print(f"tandem: {exc}", file=sys.stderr)
-        print(USAGE, file=sys.stderr)
+        give_up(None, f"tandem: {exc}", USAGE)  # dhcpd's usage() is a log_fatal too
         return 2
     if opts.mode == "test-config":
         return test_config(opts)
