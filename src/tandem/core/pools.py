@@ -48,8 +48,9 @@ HwKey = tuple[int, bytes]
 OFFER_HOLD = 120  # dhcpd: "Set the lease to really expire in 2 minutes" (dhcpdiscover)
 HASH_BUCKETS = 100003  # dhcpd's LEASE_HASH_SIZE: its lease-by-address hash, walked at start-up
 #: A free-queue entry: (sort time, tie, address). The sort time is dhcpd's sort_time (the
-#: lease's end); the tie is -n for the n-th lease queued at run time (later first) and the
-#: hash bucket for one read from the lease file (the start-up walk's order).
+#: lease's end); the tie is -n for the n-th lease queued at run time (later first), the hash
+#: bucket for one read from the lease file (the start-up walk's order), and HASH_BUCKETS + n
+#: for one the failover relationship moved (earlier first: see ``LeaseDB.requeue_moved``).
 QueueKey = tuple[int, int, int]
 _Q_FRESH, _Q_FREE, _Q_BACKUP, _Q_ABANDONED = 0, 1, 2, 3
 
@@ -295,11 +296,20 @@ class LeaseDB:
         self._enqueue(lease, at, False)
 
     def requeue_moved(self, lease: Lease) -> None:
-        """Requeue a lease whose free state changed (FREE <-> BACKUP, failover): the entry
-        in the old queue goes stale and is dropped when reached."""
-        self._enqueue(lease, 0, False)
+        """Requeue a lease whose free state the failover relationship changed (a BNDUPD, a
+        BNDACK, pool balancing, PARTNER-DOWN): the entry in the old queue goes stale.
 
-    def _enqueue(self, lease: Lease, at: int, loading: bool) -> None:
+        Unlike dhcpd, such a lease goes *behind* the others of its end time, so a secondary
+        hands out the BACKUP lease it received first, not last (dhcpd's secondary in the
+        vectors offered 192.0.2.149, Tandem's offers .100). Handing out the newest exposes a
+        race the crash soak found: a primary killed before it records the BNDACK of a BACKUP
+        update sends it again after its restart, and the secondary, which gave the address to
+        a client meanwhile, takes it back (as dhcpd's normal_binding_state_transition_check
+        does once tsfp has passed): two clients, one address. The oldest were acked long ago.
+        """
+        self._enqueue(lease, 0, False, fifo=True)
+
+    def _enqueue(self, lease: Lease, at: int, loading: bool, *, fifo: bool = False) -> None:
         a = int(lease.address)
         where = self.locate(a)
         if where is None:
@@ -314,14 +324,16 @@ class LeaseDB:
         else:
             return
         t = lease.ends or 0
-        self._push(where[1], code, max(t, at), a, loading)
+        self._push(where[1], code, max(t, at), a, loading=loading, fifo=fifo)
 
-    def _push(self, fl: FreeList, code: int, t: int, a: int, loading: bool = False) -> None:
+    def _push(
+        self, fl: FreeList, code: int, t: int, a: int, *, loading: bool = False, fifo: bool = False
+    ) -> None:
         if loading:
             tie = a % HASH_BUCKETS
         else:
             self._seq += 1
-            tie = -self._seq
+            tie = HASH_BUCKETS + self._seq if fifo else -self._seq
         key = (t, tie, a)
         heapq.heappush(_heap(fl, code), key)
         self._queued[a] = (key, code)
