@@ -340,7 +340,8 @@ class LeaseDB:
 
     def _live(self, key: QueueKey, code: int) -> bool:
         entry = self._queued.get(key[2])
-        return entry is not None and entry[0] is key and entry[1] == code
+        # ==, not is: mypyc keeps fixed-length tuples unboxed and boxes a new one on each read
+        return entry is not None and entry[0] == key and entry[1] == code
 
     def queued(self, fl: FreeList, state: BindingState) -> list[int]:
         """The addresses queued as FREE or BACKUP in ``fl``, head first (pool balancing)."""
