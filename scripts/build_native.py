@@ -57,6 +57,7 @@ NATIVE_MODULES = (
     "tandem/core/topology.py",
     "tandem/core/reply.py",
     "tandem/core/replies.py",
+    "tandem/core/reuse.py",
     "tandem/core/allocator.py",
     "tandem/core/context.py",
     "tandem/core/flows.py",

@@ -1,8 +1,11 @@
-"""Render the failover state table (tandem.core.failover.states) into docs/failover-states.md.
+"""Render the code's tables into the docs: the failover state table
+(tandem.core.failover.states) into docs/failover-states.md, and what of dhcpd.conf Tandem
+parses but does not act on (tandem.config.statements.NOT_ACTED_ON) into README.md.
 
-The doc is generated from the same table the machine runs, so it cannot drift: the text
+The docs are generated from the same tables the code runs, so they cannot drift: the text
 between the markers is replaced, everything else in the file is kept. ``--check`` exits 1
-when the file is out of date (tests/core/failover/test_fo_state.py runs the same comparison).
+when a file is out of date (tests/core/failover/test_fo_state.py and
+tests/config/test_not_acted_on.py run the same comparisons).
 
 No binding-state rule table exists in tandem.core yet; when one does, render it here too.
 """
@@ -13,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tandem.config.registry import SERVER_OPTIONS
+from tandem.config.statements import NOT_ACTED_ON
 from tandem.core.failover.states import (
     ENTRY_RULES,
     IGNORES_REPEATED_PEER_STATE,
@@ -31,6 +36,9 @@ from tandem.wire.failover_codes import ServerState
 BEGIN = "<!-- BEGIN GENERATED failover-states (scripts/render_tables.py) -->"
 END = "<!-- END GENERATED failover-states -->"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "failover-states.md"
+README = Path(__file__).resolve().parent.parent / "README.md"
+GAPS_BEGIN = "<!-- BEGIN GENERATED not-acted-on (scripts/render_tables.py) -->"
+GAPS_END = "<!-- END GENERATED not-acted-on -->"
 
 _HEADER = """# Failover server states
 
@@ -117,19 +125,53 @@ def updated(text: str) -> str:
     return (text or _HEADER) + block
 
 
+def render_gaps() -> str:
+    """README's list of what is parsed but not acted on, markers included."""
+    out = [GAPS_BEGIN, ""]
+    titles = {
+        ("statement", True): "Statements (warned about once)",
+        ("parameter", True): "Parameters (warned about once)",
+        ("parameter", False): "Parameters (accepted silently)",
+    }
+    groups: dict[tuple[str, bool, str], list[str]] = {}
+    for name, gap in NOT_ACTED_ON.items():
+        kind = "parameter" if name in SERVER_OPTIONS else "statement"
+        groups.setdefault((kind, gap.warned, gap.note), []).append(f"`{name}`")
+    for (kind, warned), title in titles.items():
+        out.append(f"{title}:\n")
+        for (k, w, note), names in groups.items():
+            if (k, w) == (kind, warned):
+                out.append(f"- {', '.join(names)}: {note}")
+        out.append("")
+    out.append(GAPS_END)
+    return "\n".join(out) + "\n"
+
+
+def updated_readme(text: str) -> str:
+    """README.md with the list between its markers replaced (appended when missing)."""
+    block = render_gaps()
+    if GAPS_BEGIN in text and GAPS_END in text:
+        head, rest = text.split(GAPS_BEGIN, 1)
+        _, tail = rest.split(GAPS_END, 1)
+        return head + block.rstrip("\n") + tail
+    return text + "\n" + block
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the doc is stale")
     args = parser.parse_args(argv)
-    current = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
-    new = updated(current)
-    if args.check:
-        if new != current:
-            print(f"{DOC} is out of date; run scripts/render_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(new, encoding="utf-8")
-    return 0
+    stale = 0
+    for path, update in ((DOC, updated), (README, updated_readme)):
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        new = update(current)
+        if args.check:
+            if new != current:
+                print(f"{path} is out of date; run scripts/render_tables.py", file=sys.stderr)
+                stale = 1
+        else:
+            path.write_text(new, encoding="utf-8")
+    return stale
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
 from tandem.io.runtime import (
     Options,
     banner,
+    give_up,
     http_address,
     load_config,
     read_leases,
@@ -305,7 +306,7 @@ def _privileges(opts: Options, *, ids: bool = True, chroot: bool = True) -> bool
         if chroot and opts.chroot:
             enter_chroot(opts.chroot)
     except PrivilegeError as exc:
-        print(str(exc), file=sys.stderr)
+        give_up(None, str(exc))
         return False
     return True
 
@@ -319,10 +320,11 @@ def test_config(opts: Options) -> int:
     if config is None:
         return 1
     local = local_addresses(list_interfaces())
-    if take_sides(config, local, opts.failover_role, lambda text: say(opts, text)) is None:
+    shown = take_sides(config, local, opts.failover_role, lambda t: say(opts, t), checking=True)
+    if shown is None:
         # dhcpd -t accepts the file (it does not look at the host): so does -t, loudly.
         print(
-            "The file is valid, but serving it on this host fails on the error above.",
+            "The file is valid, but serving it on this host fails on the warning above.",
             file=sys.stderr,
         )
     if not _privileges(opts, ids=False):  # dhcpd chroots after the config, as when serving
@@ -479,8 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opts = parse_args(args)
     except UsageError as exc:
-        print(f"tandem: {exc}", file=sys.stderr)
-        print(USAGE, file=sys.stderr)
+        give_up(None, f"tandem: {exc}", USAGE)  # dhcpd's usage() is a log_fatal too
         return 2
     if opts.mode == "test-config":
         return test_config(opts)

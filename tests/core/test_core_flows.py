@@ -36,19 +36,19 @@ def test_dora_offer_then_ack_writes_lease_and_logs_like_dhcpd() -> None:
     assert off.reply is not None and off.writes == []  # offers are not committed (dhcpd)
     assert off.log == [
         "DHCPDISCOVER from 52:54:00:00:00:01 via eth0",
-        "DHCPOFFER on 192.0.2.200 to 52:54:00:00:00:01 via eth0",
+        "DHCPOFFER on 192.0.2.100 to 52:54:00:00:00:01 via eth0",
     ]
     p = off.reply.packet
-    assert p.op == 2 and p.yiaddr == A("192.0.2.200") and p.xid == c.xid
+    assert p.op == 2 and p.yiaddr == A("192.0.2.100") and p.xid == c.xid
     assert p.options[53] == b"\x02" and p.options[54] == SERVER_IP.ip.packed
     # not broadcast, not relayed: unicast to yiaddr without ARP
-    assert (off.reply.dest_ip, off.reply.dest_port) == (A("192.0.2.200"), 68)
+    assert (off.reply.dest_ip, off.reply.dest_port) == (A("192.0.2.100"), 68)
     assert off.reply.dest_mac == mac(1)
-    ack = c.send(3, T0 + 1, requested="192.0.2.200", server_id="192.0.2.1")
+    ack = c.send(3, T0 + 1, requested="192.0.2.100", server_id="192.0.2.1")
     assert ack.reply is not None and ack.reply.packet.options[53] == b"\x05"
     assert ack.log == [
-        "DHCPREQUEST for 192.0.2.200 (192.0.2.1) from 52:54:00:00:00:01 via eth0",
-        "DHCPACK on 192.0.2.200 to 52:54:00:00:00:01 via eth0",
+        "DHCPREQUEST for 192.0.2.100 (192.0.2.1) from 52:54:00:00:00:01 via eth0",
+        "DHCPACK on 192.0.2.100 to 52:54:00:00:00:01 via eth0",
     ]
     (lease,) = ack.writes
     assert lease.binding_state is BindingState.ACTIVE
@@ -77,16 +77,16 @@ def test_discover_reuses_the_clients_lease_and_honours_requested_address() -> No
     srv = server()
     c = FakeClient(srv, mac(1))
     c.dora(T0)
-    assert c.address == A("192.0.2.200")
+    assert c.address == A("192.0.2.100")
     off = c.send(1, T0 + 100)
-    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.200")
+    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.100")
     other = FakeClient(srv, mac(2))
     off2 = other.send(1, T0, requested="192.0.2.150")
     assert off2.reply is not None and off2.reply.packet.yiaddr == A("192.0.2.150")
     # requesting somebody else's active address gives a different one
-    off3 = FakeClient(srv, mac(3)).send(1, T0, requested="192.0.2.200")
+    off3 = FakeClient(srv, mac(3)).send(1, T0, requested="192.0.2.100")
     assert off3.reply is not None and off3.reply.packet.yiaddr not in (
-        A("192.0.2.200"),
+        A("192.0.2.100"),
         A("192.0.2.150"),
     )
 
@@ -245,7 +245,7 @@ def test_fixed_address_host_and_known_clients_pool() -> None:
         b"requested address is incorrect"
     )
     laptop = FakeClient(srv, mac(6)).send(1, T0)
-    assert laptop.reply is not None and laptop.reply.packet.yiaddr == A("192.0.2.110")
+    assert laptop.reply is not None and laptop.reply.packet.yiaddr == A("192.0.2.100")
     stranger = FakeClient(srv, mac(7)).send(1, T0)
     assert stranger.reply is None and stranger.drop == "no free leases"
 
@@ -280,6 +280,33 @@ def test_lease_time_negotiation_and_t1_t2() -> None:
     assert o.reply.packet.options[59] == (43200 * 7 // 8).to_bytes(4, "big")
 
 
+def test_lease_time_floor_is_dhcpds_default_min_lease_time() -> None:
+    """ack_lease: without min-lease-time the floor is 300 s (DEFAULT_MIN_LEASE_TIME), lowered
+    to max-lease-time when that is smaller; a configured min-lease-time is the floor as set.
+    tests/lab/test_departures.py holds the same to dhcpd."""
+
+    def granted(*params: Param, req: int | None = None) -> tuple[int, int]:
+        srv = server(subnets=(subnet(block=(*SEED_BLOCK, *params)),))
+        extra = {51: req.to_bytes(4, "big")} if req is not None else None
+        c = FakeClient(srv, mac(1))
+        off = c.send(1, T0, extra=extra)
+        assert off.reply is not None
+        yi = str(off.reply.packet.yiaddr)
+        ack = c.send(3, T0, requested=yi, server_id="192.0.2.1", extra=extra)
+        assert ack.reply is not None and ack.reply.packet.options[53] == b"\x05"
+        (lease,) = ack.writes
+        assert lease.ends == T0 + int.from_bytes(ack.reply.packet.options[51], "big")
+        return tuple(int.from_bytes(o.reply.packet.options[51], "big") for o in (off, ack))  # type: ignore[union-attr,return-value]
+
+    assert granted(Param("default-lease-time", 3)) == (300, 300)
+    assert granted(Param("default-lease-time", 0)) == (300, 300)
+    assert granted(req=10) == (300, 300)
+    assert granted(Param("default-lease-time", 3), Param("max-lease-time", 60)) == (60, 60)
+    assert granted(Param("default-lease-time", 3), Param("min-lease-time", 5)) == (5, 5)
+    assert granted(Param("default-lease-time", 3), Param("min-lease-time", 0)) == (3, 3)
+    assert granted(Param("max-lease-time", 60), Param("min-lease-time", 90)) == (90, 90)
+
+
 def test_parameter_request_list_rules() -> None:
     block = (*SEED_BLOCK, opt("domain-name", 15, b"example.org"))
     srv = server(subnets=(subnet(block=block),))
@@ -292,6 +319,31 @@ def test_parameter_request_list_rules() -> None:
     keys = list(o2.reply.packet.options)
     assert keys[:6] == [53, 54, 51, 58, 59, 1] and keys[6] == 3
     assert set(keys) == {53, 54, 51, 58, 59, 1, 3, 42, 2, 28, 15}
+
+
+def test_echo_client_id_sends_the_hosts_identifier_to_a_client_that_sent_none() -> None:
+    """dhcp.c echo_client_id + cons_options: with echo-client-id on, option 61 goes right
+    after the protocol options, PRL or not: the client's own, else the host's configured
+    dhcp-client-identifier (matched here by hardware). tests/lab/test_departures.py holds the
+    same to dhcpd."""
+    host = Host(
+        "cid",
+        hardware=(1, mac(1)),
+        chain=((opt("dhcp-client-identifier", 61, b"cfg-id"),),),
+    )
+
+    def offer(echo: bool, n: int, client_id: bytes | None = None) -> dict[int, bytes]:
+        stmts = (*AUTHORITATIVE, Param("echo-client-id", echo))
+        srv = server(hosts=(host,), statements=stmts)
+        o = FakeClient(srv, mac(n), client_id=client_id).send(1, T0, prl=bytes([1, 3]))
+        assert o.reply is not None
+        return o.reply.packet.options
+
+    on = offer(True, 1)
+    assert on[61] == b"cfg-id" and list(on)[:6] == [53, 54, 51, 58, 59, 61]
+    assert 61 not in offer(False, 1)  # not asked for, not echoed
+    assert offer(True, 2, b"\x01own")[61] == b"\x01own"
+    assert 61 not in offer(True, 3)  # nothing sent, nothing configured
 
 
 def test_small_max_message_size_drops_what_does_not_fit() -> None:
@@ -460,13 +512,13 @@ def test_tick_expires_active_leases_to_free() -> None:
 
 def test_loaded_leases_are_respected() -> None:
     taken = Lease(
-        A("192.0.2.200"), BindingState.ACTIVE, starts=T0, ends=T0 + 1000, hardware=(1, mac(9))
+        A("192.0.2.100"), BindingState.ACTIVE, starts=T0, ends=T0 + 1000, hardware=(1, mac(9))
     )
     srv = DhcpServer(config(), leases=[taken])
     off = FakeClient(srv, mac(1)).send(1, T0)
-    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.199")
+    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.101")
     mine = FakeClient(srv, mac(9)).send(1, T0)
-    assert mine.reply is not None and mine.reply.packet.yiaddr == A("192.0.2.200")
+    assert mine.reply is not None and mine.reply.packet.yiaddr == A("192.0.2.100")
 
 
 def test_stats_count_messages_and_drops() -> None:

@@ -31,8 +31,15 @@ class DhcpMachine(RuleBasedStateMachine):
         if acked and mtype == 3:
             assert out.reply is not None
             addr = out.reply.packet.yiaddr
-            # every ACKed lease is in writes, ACTIVE, bound to this client
+            # every ACKed lease is in writes, ACTIVE, bound to this client; or, young enough
+            # (dhcp-cache-threshold), the client's lease unaltered: nothing written
+            reused = any(line.startswith("reuse_lease: ") for line in out.log)
             mine = [x for x in out.writes if x.address == addr]
+            if reused:
+                assert not out.writes
+                mine = [self.srv.db.by_addr[int(addr)]]
+                left = int.from_bytes(out.reply.packet.options[51], "big")
+                assert mine[0].ends == self.now + left
             assert mine and mine[0].binding_state is BindingState.ACTIVE
             assert mine[0].hardware == (1, mac(n))
             assert mine[0].ends is not None

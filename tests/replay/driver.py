@@ -552,7 +552,8 @@ def write_golden(path: Path = GOLDEN) -> None:
     hs = hashes()
     with path.open("w") as f:
         f.write("# tests/replay golden: sha256[:16] per client transcript, then 'final'.\n")
-        f.write("# Made on the old main (00e476d) by: python -m tests.replay.driver --write\n")
+        f.write("# Made on the old main (00e476d) by: python -m tests.replay.driver --write;\n")
+        f.write("# remade for each deliberate behaviour change since: see git log of this file.\n")
         for i, h in enumerate(hs[:-1]):
             f.write(f"{i} {h}\n")
         f.write(f"final {hs[-1]}\n")

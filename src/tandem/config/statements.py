@@ -11,6 +11,7 @@ parsed with their real syntax (so mistakes inside them are still caught) and bec
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from tandem.config.expressions import ExpressionParser
@@ -52,20 +53,99 @@ FLAG_ALIASES = {
     "leasequery": "leasequery",
 }
 
-#: Server parameters dhcpd accepts but Tandem does not act on (DDNS details, DHCPv6, OMAPI
-#: keys, LDAP). They are parsed and reported as Unimplemented.
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """A dhcpd.conf keyword Tandem parses but does not act on, and what that means."""
+
+    note: str  # for README's list
+    warned: bool = True  # the parser warns once per keyword and keeps an ``Unimplemented``
+
+
+_DDNS = "DNS updates (DDNS): Tandem sends none"
+_V6 = "DHCPv6 only: Tandem serves DHCPv4"
+
+#: Everything of dhcpd.conf that Tandem parses (with dhcpd's syntax, so mistakes are still
+#: errors) but does not act on: keyword -> ``Gap``. The statements (``on``, ``execute``, ...)
+#: and the ``warned`` parameters become ``Unimplemented`` with a warning; the other parameters
+#: stay ``Param``s nothing reads, silently, as their usual values change nothing here. README's
+#: list is rendered from this table (scripts/render_tables.py; a test keeps it current).
+NOT_ACTED_ON: dict[str, Gap] = {
+    # statements
+    "execute": Gap("`execute()` outside an `on commit`/`release`/`expiry` block runs nothing"),
+    "log": Gap("`log()` outside an `on` block writes nothing"),
+    "set": Gap("`set NAME(...) { ... }` (a function) is not defined; `set NAME = ...;` works"),
+    "define": Gap("not evaluated (`set NAME = ...;` works)"),
+    "eval": Gap("the expression is not evaluated"),
+    "return": Gap("not evaluated"),
+    "add": Gap("`add` (join a class) is ignored"),
+    "break": Gap("ignored"),
+    "switch": Gap("`switch`/`case` blocks are not evaluated"),
+    "default": Gap("option defaults are not applied"),
+    "prepend": Gap("options are not prepended"),
+    "append": Gap("options are not appended"),
+    "send": Gap("ignored (a dhclient statement)"),
+    "parse-vendor-option": Gap("ignored"),
+    "db-time-format": Gap("lease-file times are always written as dhcpd's default, UTC"),
+    "key": Gap("checked as dhcpd checks it, then used for nothing (no DDNS, no OMAPI)"),
+    "zone": Gap(_DDNS),
+    # parameters Tandem warns about
+    **{
+        name: Gap(_DDNS)
+        for name in (
+            "ddns-domainname", "ddns-hostname", "ddns-rev-domainname", "ddns-ttl",
+            "ddns-local-address4", "ddns-local-address6", "ddns-dual-stack-mixed-mode",
+            "ddns-guard-id-must-match", "ddns-other-guard-is-dynamic", "do-forward-updates",
+            "do-reverse-updates", "fqdn-reply", "update-conflict-detection",
+            "update-optimization",
+        )
+    },
+    "omapi-key": Gap("no OMAPI: `tandem status` and `tandem partner-down` instead"),
+    **{
+        name: Gap(_V6)
+        for name in (
+            "preferred-lifetime", "dhcpv6-lease-file-name", "dhcpv6-pid-file-name",
+            "limit-addrs-per-ia", "limit-prefs-per-ia", "prefix-length-mode",
+            "dhcpv6-set-tee-times", "local-address6", "bind-local-address6", "release-on-roam",
+        )
+    },
+    "check-secs-byte-order": Gap("the secs field is read as sent"),
+    # parameters kept silently
+    "adaptive-lease-time-threshold": Gap("lease times do not shrink as a pool fills",
+                                         warned=False),
+    "ddns-updates": Gap(_DDNS, warned=False),
+    "ddns-update-style": Gap(_DDNS, warned=False),
+    "client-updates": Gap(_DDNS, warned=False),
+    "update-static-leases": Gap(_DDNS, warned=False),
+    "get-lease-hostnames": Gap("no reverse lookups for host names", warned=False),
+    "use-lease-addr-for-default-route": Gap("routers are sent as configured", warned=False),
+    "always-reply-rfc1048": Gap("not read", warned=False),
+    "stash-agent-options": Gap("relay agent options are not kept with the lease",
+                               warned=False),
+    "ignore-client-uids": Gap("client identifiers always identify a client", warned=False),
+    "infinite-is-reserved": Gap("no reserved leases", warned=False),
+    "dynamic-bootp": Gap("the parameter and `allow`/`deny dynamic-bootp` are not read (a "
+                         "range's `dynamic-bootp` is)", warned=False),
+    "min-secs": Gap("not read: the secs field never delays an answer", warned=False),
+    "server-id-check": Gap("not read", warned=False),
+    "delayed-ack": Gap("ACKs leave after their batch's fsync (group commit)", warned=False),
+    "max-ack-delay": Gap("as `delayed-ack`", warned=False),
+    "dont-use-fsync": Gap("the lease file is always fsynced", warned=False),
+    "lease-file-name": Gap("give `-lf`", warned=False),
+    "pid-file-name": Gap("give `-pf`", warned=False),
+    "local-port": Gap("give `-p`", warned=False),
+    "remote-port": Gap("not read", warned=False),
+    "local-address": Gap("not read: Tandem binds per interface", warned=False),
+    "limited-broadcast-address": Gap("not read", warned=False),
+    "omapi-port": Gap("no OMAPI", warned=False),
+    "log-threshold-low": Gap("no pool-usage log lines", warned=False),
+    "log-threshold-high": Gap("no pool-usage log lines", warned=False),
+}  # fmt: skip
+
+#: Server parameters Tandem warns about and keeps as ``Unimplemented``.
 UNIMPLEMENTED_PARAMS = frozenset(
-    {
-        "ddns-domainname", "ddns-hostname", "ddns-rev-domainname", "ddns-ttl",
-        "ddns-local-address4", "ddns-local-address6", "ddns-dual-stack-mixed-mode",
-        "ddns-guard-id-must-match", "ddns-other-guard-is-dynamic", "do-forward-updates",
-        "do-reverse-updates", "fqdn-reply", "update-conflict-detection",
-        "update-optimization", "omapi-key", "preferred-lifetime", "dhcpv6-lease-file-name",
-        "dhcpv6-pid-file-name", "limit-addrs-per-ia", "limit-prefs-per-ia",
-        "prefix-length-mode", "dhcpv6-set-tee-times", "local-address6",
-        "bind-local-address6", "release-on-roam", "check-secs-byte-order",
-    }
-)  # fmt: skip
+    name for name, gap in NOT_ACTED_ON.items() if gap.warned and name in SERVER_OPTIONS
+)
 
 _LOG_LEVELS = frozenset({"fatal", "error", "debug", "info"})
 _EVENTS = frozenset({"commit", "release", "expiry", "transmission"})

@@ -20,6 +20,7 @@ from tandem.core.failover.loadbalance import client_key
 from tandem.core.failover.policy import PoolFailover
 from tandem.core.lease import BindingState, Lease
 from tandem.core.leasequery import leasequery
+from tandem.core.reuse import reuse_lease
 from tandem.core.topology import SubnetState
 from tandem.core.types import Outcome
 from tandem.wire.dhcp import ipv4
@@ -270,7 +271,10 @@ def discover(srv: ServerContext, c: Client, out: Outcome) -> None:
         return
     lease_time = srv.replies.lease_time(c, vals)
     fo = _pool_failover(cand)
-    if fo is not None:
+    left = reuse_lease(srv, c, cand, vals, out, msg=msg, offer=True)  # dhcp-cache-threshold
+    if left is not None:
+        lease_time = left
+    elif fo is not None:
         lease_time = fo.offer_time(cand.lease, lease_time, c.now)
     ping_ms = pings.timeout_ms(srv.db, c, cand, vals) if pings is not None else None
     if not cand.static:
@@ -370,14 +374,18 @@ def _ack(srv: ServerContext, c: Client, cand: Candidate, msg: str, out: Outcome)
     if not _admission(srv, c, vals, msg, out) or not _billed(srv, c, cand, msg, out, offer=False):
         return
     lease_time = srv.replies.lease_time(c, vals)
-    lease = _commit(srv, c, cand, vals, out)
-    lease.bootp = False
-    fo = _pool_failover(cand)
-    if fo is not None:
-        lease_time = fo.ack_time(lease, lease_time, c.now)
-    lease.ends = None if lease_time == INFINITE else c.now + lease_time
-    if not cand.static:
-        srv.db.schedule(lease)
+    left = reuse_lease(srv, c, cand, vals, out, msg=msg, offer=False)  # dhcp-cache-threshold
+    if left is not None and cand.lease is not None:
+        lease, lease_time = cand.lease, left  # unaltered: no write, no BNDUPD
+    else:
+        lease = _commit(srv, c, cand, vals, out)
+        lease.bootp = False
+        fo = _pool_failover(cand)
+        if fo is not None:
+            lease_time = fo.ack_time(lease, lease_time, c.now)
+        lease.ends = None if lease_time == INFINITE else c.now + lease_time
+        if not cand.static:
+            srv.db.schedule(lease)
     addr = ipv4(cand.address)
     out.reply = srv.replies.build(
         c,

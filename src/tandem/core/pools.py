@@ -1,13 +1,28 @@
 """Lease database and address allocation whose cost does not grow with the pool size.
 
 Every address of a range is either *fresh* (no ``Lease`` object yet: never used since start-up
-and not in the lease file) or has a ``Lease`` in ``by_addr``. Fresh addresses are handed out
-from per-range cursors, highest address first like dhcpd; leases that become FREE go into a
-per-pool FIFO (oldest first, as dhcpd sorts its free queue by end time), ABANDONED ones into a
-second FIFO used only when nothing else is left. Queue entries are checked when taken (lazy
-deletion), so moving a lease between states never searches a queue. Client lookups use dicts
-keyed by client identifier and hardware address, and expiry uses a heap of end times, so
-nothing on the packet path or in ``tick`` scans the pools.
+and not in the lease file) or has a ``Lease`` in ``by_addr``. The free queues are dhcpd's
+(server/mdb.c lease_enqueue and lease_insert, server/dhcp.c allocate_lease): a pool hands out
+the head of its free queue, which dhcpd keeps sorted by end time (never-used leases end at 0),
+a lease going before the first one that does not end earlier. Here:
+
+- fresh addresses come first, as runs handed out lowest first: one run per range on a fresh
+  server, in address order. After a restart dhcpd builds its queues by walking its lease hash
+  (expire_all_pools, buckets in address order modulo ``HASH_BUCKETS``); a never-used address
+  that does not directly follow one of the same queue in that walk goes to the head of the
+  queue, so every run that a leased address interrupts lands before the earlier runs.
+  ``order_fresh`` reproduces that once the lease file is loaded;
+- FREE (and, in failover, BACKUP) leases wait in heaps ordered by end time; among equal end
+  times the one queued last comes first, as lease_insert does at run time (while the lease file
+  is read, equal end times keep the hash walk's order). An offered address that was not
+  requested comes back with the hold's end as its end time, as dhcpd moves an offered lease's
+  ends two minutes ahead;
+- ABANDONED leases wait in a heap of their own, used only when nothing else is left.
+
+Heap entries are checked when reached (lazy deletion: an entry is live while it is its
+address's entry in ``_queued``), so moving a lease between states never searches a queue.
+Client lookups use dicts keyed by client identifier and hardware address, and expiry uses a heap
+of end times, so nothing on the packet path or in ``tick`` scans the pools.
 
 An OFFER does not change the lease (dhcpd does not commit offers either): the address is held
 for the client in ``offers`` for two minutes and comes back when the hold lapses.
@@ -16,7 +31,7 @@ for the client in ``offers`` for two minutes and comes back when the hold lapses
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +46,13 @@ if TYPE_CHECKING:
 
 HwKey = tuple[int, bytes]
 OFFER_HOLD = 120  # dhcpd: "Set the lease to really expire in 2 minutes" (dhcpdiscover)
+HASH_BUCKETS = 100003  # dhcpd's LEASE_HASH_SIZE: its lease-by-address hash, walked at start-up
+#: A free-queue entry: (sort time, tie, address). The sort time is dhcpd's sort_time (the
+#: lease's end); the tie is -n for the n-th lease queued at run time (later first), the hash
+#: bucket for one read from the lease file (the start-up walk's order), and HASH_BUCKETS + n
+#: for one the failover relationship moved (earlier first: see ``LeaseDB.requeue_moved``).
+QueueKey = tuple[int, int, int]
+_Q_FRESH, _Q_FREE, _Q_BACKUP, _Q_ABANDONED = 0, 1, 2, 3
 
 _FREE = BindingState.FREE
 _ACTIVE = BindingState.ACTIVE
@@ -46,10 +68,10 @@ ExpiryHook = Callable[[Lease, int], bool | None]
 class FreeList:
     """Allocation state of one kind of range (DHCP or dynamic-BOOTP) of one pool."""
 
-    fresh: list[list[int]] = field(default_factory=list)  # [low, next-high] still unused
-    free: deque[int] = field(default_factory=deque)
-    abandoned: deque[int] = field(default_factory=deque)
-    backup: deque[int] = field(default_factory=deque)  # failover: the secondary's free state
+    fresh: deque[list[int]] = field(default_factory=deque)  # runs [next, last], in queue order
+    free: list[QueueKey] = field(default_factory=list)  # heaps of QueueKey
+    abandoned: list[QueueKey] = field(default_factory=list)
+    backup: list[QueueKey] = field(default_factory=list)  # failover: the secondary's free state
     size: int = 0
 
 
@@ -94,13 +116,18 @@ class LeaseDB:
         self.excluded: set[int] = set()  # fixed addresses, network and broadcast addresses
         self._range_lows: list[int] = []
         self._ranges: list[tuple[int, int, PoolState, FreeList, object]] = []
-        self._queued: set[int] = set()  # addresses currently sitting in some queue
-        self._expiry: list[tuple[int, int]] = []  # (ends, address) of leases that will expire
+        self._queued: dict[int, tuple[QueueKey, int]] = {}  # address -> (live entry, queue)
+        self._seq = 0  # leases queued so far (ties: see QueueKey)
+        self._taken: tuple[int, int, QueueKey | None] | None = None  # the last take, for give_back
+        # (ends, -n, address) of leases that will expire: equal ends, the last scheduled first,
+        # as dhcpd's active queue (pool_timer expires from its head).
+        self._expiry: list[tuple[int, int, int]] = []
         self.offers: dict[int, Offer] = {}
         self._offer_uid: dict[bytes, int] = {}
         self._offer_hw: dict[HwKey, int] = {}
         self._offer_heap: list[tuple[int, int]] = []
         self.ops = 0  # queue/cursor steps taken by allocation (lets tests prove O(1))
+        self.cannot_reuse: set[int] = set()  # dhcpd's lease->cannot_reuse (core.reuse)
 
     # --- ranges ------------------------------------------------------------------------
 
@@ -114,7 +141,55 @@ class LeaseDB:
         self._ranges.sort(key=lambda r: r[0])
         self._range_lows = [r[0] for r in self._ranges]
         for _, _, _, fl, _ in self._ranges:
-            fl.fresh.sort()
+            fl.fresh = deque(sorted(fl.fresh))
+
+    def order_fresh(self) -> None:
+        """Order the never-used addresses as dhcpd's start-up leaves its free queues.
+
+        expire_all_pools walks the lease hash (bucket = address modulo ``HASH_BUCKETS``) and
+        queues every lease; lease_insert, during that walk, puts a never-used lease right after
+        the previous one only when the previous lease queued went to the same queue and also
+        ends at 0, and otherwise at the head (nothing ends before 0). So each run of never-used
+        addresses, cut by a lease from the file or by another pool's addresses, goes before the
+        runs found earlier. Call once, after the lease file is loaded. Not modelled: ranges of
+        more than ``HASH_BUCKETS`` addresses (buckets then hold several) and dhcpd's one queue
+        for a pool's DHCP and dynamic-BOOTP ranges (two lists here).
+        """
+        pieces: list[tuple[int, int, int, int]] = []  # (bucket, low, high, index of the range)
+        for i, (low, high, _, _, _) in enumerate(self._ranges):
+            a = low
+            while a <= high:
+                end = min(high, a + HASH_BUCKETS - 1 - a % HASH_BUCKETS)
+                pieces.append((a % HASH_BUCKETS, a, end, i))
+                a = end + 1
+        pieces.sort()
+        leased = sorted(a for a in self.by_addr if self.locate(a) is not None)
+        runs: dict[int, list[list[list[int]]]] = {}  # per list: runs, each of intervals
+        lists: dict[int, FreeList] = {}
+        last: FreeList | None = None  # the queue of the previous lease in the walk
+        for _, low, high, i in pieces:
+            fl = self._ranges[i][3]
+            lists[id(fl)] = fl
+            mine = runs.setdefault(id(fl), [])
+            j = bisect_left(leased, low)
+            a = low
+            while a <= high:
+                cut = leased[j] if j < len(leased) and leased[j] <= high else high + 1
+                if a < cut:
+                    if last is not fl:
+                        mine.append([])
+                    run = mine[-1]
+                    if run and run[-1][1] == a - 1:
+                        run[-1][1] = cut - 1
+                    else:
+                        run.append([a, cut - 1])
+                    last = fl
+                if cut <= high:
+                    last = None  # a lease from the file: queued elsewhere or at its end time
+                    j += 1
+                a = cut + 1
+        for key, fl in lists.items():
+            fl.fresh = deque(iv for run in reversed(runs[key]) for iv in run)
 
     def count_free(self, pools: Iterable[PoolState]) -> None:
         """Set every pool's ``free_hint``: its size minus its leases not FREE or BACKUP.
@@ -152,7 +227,7 @@ class LeaseDB:
             self._unindex(old)
         self.by_addr[a] = lease
         self._index(lease)
-        self.requeue(lease)
+        self._enqueue(lease, 0, True)
         if lease.binding_state in (_ACTIVE, BindingState.EXPIRED, BindingState.RELEASED):
             self.schedule(lease)
 
@@ -211,30 +286,67 @@ class LeaseDB:
 
     # --- queues ------------------------------------------------------------------------
 
-    def requeue(self, lease: Lease) -> None:
-        """Put a FREE or ABANDONED lease (back) into its pool's queue."""
+    def requeue(self, lease: Lease, *, at: int = 0) -> None:
+        """Put a FREE, BACKUP or ABANDONED lease (back) into its pool's queue, by its end time,
+        or ``at`` if later (an offer's hold end: dhcpd moves an offered lease's ends).
+
+        Queueing again, even in the same state, makes the entry the newest among equal end
+        times, as every supersede_lease in dhcpd re-inserts the lease.
+        """
+        self._enqueue(lease, at, False)
+
+    def requeue_moved(self, lease: Lease) -> None:
+        """Requeue a lease whose free state the failover relationship changed (a BNDUPD, a
+        BNDACK, pool balancing, PARTNER-DOWN): the entry in the old queue goes stale.
+
+        Unlike dhcpd, such a lease goes *behind* the others of its end time, so a secondary
+        hands out the BACKUP lease it received first, not last (dhcpd's secondary in the
+        vectors offered 192.0.2.149, Tandem's offers .100). Handing out the newest exposes a
+        race the crash soak found: a primary killed before it records the BNDACK of a BACKUP
+        update sends it again after its restart, and the secondary, which gave the address to
+        a client meanwhile, takes it back (as dhcpd's normal_binding_state_transition_check
+        does once tsfp has passed): two clients, one address. The oldest were acked long ago.
+        """
+        self._enqueue(lease, 0, False, fifo=True)
+
+    def _enqueue(self, lease: Lease, at: int, loading: bool, *, fifo: bool = False) -> None:
         a = int(lease.address)
-        if a in self._queued:
-            return
         where = self.locate(a)
         if where is None:
             return
-        fl = where[1]
-        if lease.binding_state is _FREE:
-            fl.free.append(a)
-        elif lease.binding_state is _BACKUP:
-            fl.backup.append(a)
-        elif lease.binding_state is _ABANDONED:
-            fl.abandoned.append(a)
+        st = lease.binding_state
+        if st is _FREE:
+            code = _Q_FREE
+        elif st is _BACKUP:
+            code = _Q_BACKUP
+        elif st is _ABANDONED:
+            code = _Q_ABANDONED
         else:
             return
-        self._queued.add(a)
+        t = lease.ends or 0
+        self._push(where[1], code, max(t, at), a, loading=loading, fifo=fifo)
 
-    def requeue_moved(self, lease: Lease) -> None:
-        """Requeue a lease whose free state changed (FREE <-> BACKUP, failover): the entry
-        in the old queue goes stale and is dropped when reached."""
-        self._queued.discard(int(lease.address))
-        self.requeue(lease)
+    def _push(
+        self, fl: FreeList, code: int, t: int, a: int, *, loading: bool = False, fifo: bool = False
+    ) -> None:
+        if loading:
+            tie = a % HASH_BUCKETS
+        else:
+            self._seq += 1
+            tie = HASH_BUCKETS + self._seq if fifo else -self._seq
+        key = (t, tie, a)
+        heapq.heappush(_heap(fl, code), key)
+        self._queued[a] = (key, code)
+
+    def _live(self, key: QueueKey, code: int) -> bool:
+        entry = self._queued.get(key[2])
+        # ==, not is: mypyc keeps fixed-length tuples unboxed and boxes a new one on each read
+        return entry is not None and entry[0] == key and entry[1] == code
+
+    def queued(self, fl: FreeList, state: BindingState) -> list[int]:
+        """The addresses queued as FREE or BACKUP in ``fl``, head first (pool balancing)."""
+        code = _Q_FREE if state is _FREE else _Q_BACKUP
+        return [k[2] for k in sorted(_heap(fl, code)) if self._live(k, code)]
 
     def _available(self, a: int) -> bool:
         return a not in self.offers and a not in self.excluded
@@ -251,73 +363,71 @@ class LeaseDB:
     ) -> tuple[int, bool] | None:
         """Remove and return (address, was_abandoned) from a free list, or None.
 
-        Preference as dhcpd's allocate_lease: never-used addresses, then the free lease that
-        has been free the longest, then (last resort) the oldest abandoned lease. Failover
-        narrows the choice: ``free`` / ``backup`` say which free states this server may use
-        (never-used addresses are FREE), ``accept`` vetoes a candidate (PARTNER-DOWN's MCLT
-        wait; ``None`` stands for a never-used address). A vetoed queued lease stays queued
-        and ends the search of its queue (queues are oldest first, so the rest is younger).
+        Preference as dhcpd's allocate_lease: the head of the free queue (never-used addresses,
+        then the lease that ended the longest ago), then (last resort) the oldest abandoned
+        lease. Failover narrows the choice: ``free`` / ``backup`` say which free states this
+        server may use (never-used addresses are FREE), ``accept`` vetoes a candidate
+        (PARTNER-DOWN's MCLT wait; ``None`` stands for a never-used address). A vetoed queued
+        lease stays queued and ends the search of its queue (the rest ended later).
         ``reclaim`` vetoes an abandoned lease (failover: the peer has not yet acked that it
         is abandoned); a vetoed one stays queued and the next one is tried.
         """
-        fresh = fl.fresh
+        self._taken = None
         if free and (accept is None or accept(None)):
-            while fresh:
-                self.ops += 1
-                r = fresh[-1]
-                a = r[1]
-                r[1] -= 1
-                if r[1] < r[0]:
-                    fresh.pop()
-                if a not in self.by_addr and self._available(a):
-                    return a, False
-        for state, q, ok in ((_FREE, fl.free, free), (_BACKUP, fl.backup, backup)):
+            a = self.take_fresh(fl)
+            if a is not None:
+                return a, False
+        for code, q, ok in ((_Q_FREE, fl.free, free), (_Q_BACKUP, fl.backup, backup)):
+            state = _FREE if code == _Q_FREE else _BACKUP
             while ok and q:
                 self.ops += 1
-                a = q[0]
-                lease = self.by_addr.get(a)
-                if lease is not None and lease.binding_state is state:
-                    if self._available(a):
-                        if accept is not None and not accept(lease):
-                            break
-                        q.popleft()
-                        self._queued.discard(a)
-                        return a, False
-                    q.popleft()
-                    self._queued.discard(a)
+                key = q[0]
+                if not self._live(key, code):
+                    heapq.heappop(q)
                     continue
-                q.popleft()
-                if lease is None:
-                    self._queued.discard(a)
-                elif lease.binding_state is _ABANDONED:  # became abandoned while queued as free
-                    fl.abandoned.append(a)
-                elif lease.binding_state not in (_FREE, _BACKUP):
-                    self._queued.discard(a)
-                # else: a stale entry; ``requeue_moved`` put the lease in its new queue
+                a = key[2]
+                lease = self.by_addr.get(a)
+                # None: a never-used address whose offer lapsed (queued at the hold's end)
+                st = _FREE if lease is None else lease.binding_state
+                if st is state and self._available(a):
+                    if accept is not None and not accept(lease):
+                        break
+                    heapq.heappop(q)
+                    del self._queued[a]
+                    self._taken = (a, code, key)
+                    return a, False
+                heapq.heappop(q)
+                del self._queued[a]  # held for a client (back at drop_hold) or not free now
+                if st is _ABANDONED and lease is not None:  # became abandoned while queued
+                    self._enqueue(lease, 0, False)
         if not abandoned_ok:
             return None
         q = fl.abandoned
-        vetoed: list[int] = []
+        vetoed: list[QueueKey] = []
         found: tuple[int, bool] | None = None
         while q:
             self.ops += 1
-            a = q.popleft()
+            key = heapq.heappop(q)
+            if not self._live(key, _Q_ABANDONED):
+                continue
+            a = key[2]
             lease = self.by_addr.get(a)
             if lease is not None and lease.binding_state is _ABANDONED and self._available(a):
                 if reclaim is not None and not reclaim(lease):
-                    vetoed.append(a)
+                    vetoed.append(key)  # stays queued (and live) until the peer acks it
                     continue
-                self._queued.discard(a)
+                del self._queued[a]
+                self._taken = (a, _Q_ABANDONED, key)
                 found = (a, True)
                 break
-            self._queued.discard(a)
-        if vetoed:
-            q.extendleft(reversed(vetoed))
+            del self._queued[a]
+        for key in vetoed:
+            heapq.heappush(q, key)
         return found
 
-    def take_fresh_low(self, fl: FreeList) -> int | None:
-        """A never-used address from the *low* end of a range (pool balancing gives these
-        away, while allocation hands out the high end), or None."""
+    def take_fresh(self, fl: FreeList) -> int | None:
+        """The next never-used address of a free list (the head of dhcpd's free queue, which
+        allocation and pool balancing both take from), or None."""
         fresh = fl.fresh
         while fresh:
             self.ops += 1
@@ -325,24 +435,33 @@ class LeaseDB:
             a = r[0]
             r[0] += 1
             if r[1] < r[0]:
-                fresh.pop(0)
+                fresh.popleft()
             if a not in self.by_addr and self._available(a):
+                self._taken = (a, _Q_FRESH, None)
                 return a
         return None
 
     def give_back(self, a: int) -> None:
-        """Undo ``take`` for an address that was not used after all."""
-        lease = self.by_addr.get(a)
+        """Undo ``take`` for an address that was not used after all: back where it was."""
+        taken = self._taken
+        self._taken = None
         where = self.locate(a)
         if where is None:
             return
         fl = where[1]
+        if taken is not None and taken[0] == a:
+            key = taken[2]
+            if key is None:
+                fl.fresh.appendleft([a, a])
+            else:
+                heapq.heappush(_heap(fl, taken[1]), key)
+                self._queued[a] = (key, taken[1])
+            return
+        lease = self.by_addr.get(a)
         if lease is None:
-            fl.fresh.append([a, a])
-        elif a not in self._queued and lease.binding_state in (_FREE, _BACKUP, _ABANDONED):
-            queue = {_FREE: fl.free, _BACKUP: fl.backup}.get(lease.binding_state, fl.abandoned)
-            queue.appendleft(a)
-            self._queued.add(a)
+            fl.fresh.appendleft([a, a])
+        elif a not in self._queued:
+            self.requeue(lease)
 
     # --- offers --------------------------------------------------------------------------
 
@@ -385,13 +504,15 @@ class LeaseDB:
             del self._offer_uid[off.uid]
         if self._offer_hw.get(off.hw) == a:
             del self._offer_hw[off.hw]
+        # dhcpd set the offered lease's ends to the hold's end (dhcpdiscover's "when"), so the
+        # address goes back into the free queue at that time, a never-used one too.
         lease = self.by_addr.get(a)
         if lease is None:
             where = self.locate(a)
             if where is not None:
-                where[1].fresh.append([a, a])
+                self._push(where[1], _Q_FREE, off.until, a)
         else:
-            self.requeue(lease)
+            self.requeue(lease, at=off.until)
 
     def release_hold_of(self, uid: bytes | None, hw: HwKey) -> None:
         off = self.held_for(uid, hw)
@@ -419,7 +540,8 @@ class LeaseDB:
 
     def schedule(self, lease: Lease) -> None:
         if lease.ends is not None:
-            heapq.heappush(self._expiry, (lease.ends, int(lease.address)))
+            self._seq += 1
+            heapq.heappush(self._expiry, (lease.ends, -self._seq, int(lease.address)))
 
     def expire(self, now: int, hook: ExpiryHook | None = None) -> list[Lease]:
         """Move ACTIVE/EXPIRED/RELEASED leases past their end to their next state (FREE).
@@ -429,7 +551,7 @@ class LeaseDB:
         out: list[Lease] = []
         heap = self._expiry
         while heap and heap[0][0] <= now:
-            ends, a = heapq.heappop(heap)
+            ends, _, a = heapq.heappop(heap)
             lease = self.by_addr.get(a)
             if lease is None or lease.ends != ends:
                 continue
@@ -448,3 +570,11 @@ class LeaseDB:
             self.requeue(lease)
             out.append(lease)
         return out
+
+
+def _heap(fl: FreeList, code: int) -> list[QueueKey]:
+    if code == _Q_FREE:
+        return fl.free
+    if code == _Q_BACKUP:
+        return fl.backup
+    return fl.abandoned

@@ -22,6 +22,7 @@ BROADCAST = ipv4(0xFFFFFFFF)
 ZERO = ipv4(0)
 DEFAULT_LEASE_TIME = 43200  # dhcpd DEFAULT_DEFAULT_LEASE_TIME
 MAX_LEASE_TIME = 86400  # dhcpd DEFAULT_MAX_LEASE_TIME
+MIN_LEASE_TIME = 300  # dhcpd DEFAULT_MIN_LEASE_TIME: the floor without min-lease-time
 SERVER_PORT = 67
 CLIENT_PORT = 68
 _FIXED_OVERHEAD = 264  # BOOTP fixed fields (236) + IP and UDP headers (28), dhcpd DHCP_FIXED_LEN
@@ -240,13 +241,19 @@ class ReplyPlan:
             raw = vals.options.get(("dhcp", codes.SERVER_IDENTIFIER))
             if raw is not None and len(raw) == 4:
                 sid = ipv4(raw)
-        default = vals.integer("default-lease-time", DEFAULT_LEASE_TIME) or DEFAULT_LEASE_TIME
+        default = vals.integer("default-lease-time", DEFAULT_LEASE_TIME)
+        maximum = vals.integer("max-lease-time", MAX_LEASE_TIME)
+        # ack_lease: the floor is DEFAULT_MIN_LEASE_TIME, lowered to max-lease-time when that is
+        # smaller, unless min-lease-time is set (then as set, even above the maximum).
+        minimum = vals.integer("min-lease-time")
+        if minimum is None:
+            minimum = MIN_LEASE_TIME if maximum is None else min(MIN_LEASE_TIME, maximum)
         return cls(
             options=dhcp_options(vals, spaces, encapsulations),
             server_id=sid,
-            default_lease_time=default,
-            max_lease_time=vals.integer("max-lease-time", MAX_LEASE_TIME),
-            min_lease_time=vals.integer("min-lease-time", 0) or 0,
+            default_lease_time=DEFAULT_LEASE_TIME if default is None else default,
+            max_lease_time=maximum,
+            min_lease_time=minimum,
             use_host_decl_names=vals.flag("use-host-decl-names", False),
             echo_client_id=vals.flag("echo-client-id", False),
             always_broadcast=vals.flag("always-broadcast", False),
@@ -260,7 +267,8 @@ class ReplyPlan:
         )
 
     def lease_time(self, requested: bytes | None) -> int:
-        """dhcpd's rules: requested (option 51) or default, capped by max, raised to min."""
+        """dhcpd's ack_lease: requested (option 51) or default, capped by max, raised to the
+        floor (``min_lease_time``; dhcpd's "else default" branch cannot apply to a floor of 0)."""
         t = (
             int.from_bytes(requested, "big")
             if requested is not None and len(requested) == 4
@@ -372,7 +380,10 @@ def reply_options(
         msg_type=request_type,
         budget=budget,
         client_sent_fqdn=client_sent_fqdn,
-        echo_client_id=uid is not None,
+        # echo_client_id (dhcp.c): with the option on, cons_options puts 61 right after the
+        # protocol options whatever the PRL says; it carries the client's own identifier, or,
+        # when it sent none, one the scope configures (a host's dhcp-client-identifier).
+        echo_client_id=plan.echo_client_id,
         agent=None,
     )
     if key is not None:

@@ -113,6 +113,7 @@ class DhcpServer:
         ctx.billing = Billing.build(config)
         for lease in leases:
             db.load(lease)
+        db.order_fresh()  # dhcpd's start-up order of never-used addresses (see core.pools)
         if ctx.billing is not None:
             ctx.billing.restore_all(db.by_addr.values())
         if has_events(config):

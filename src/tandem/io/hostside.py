@@ -4,6 +4,7 @@ or turned into a refused reload."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Container
 from ipaddress import IPv4Address
@@ -15,14 +16,21 @@ from tandem.io.reload import ReloadResult
 
 
 def take_sides(
-    config: Config, local: Container[IPv4Address], role: Role | None, say: Callable[[str], None]
+    config: Config,
+    local: Container[IPv4Address],
+    role: Role | None,
+    say: Callable[[str], None],
+    *,
+    checking: bool = False,
 ) -> Config | None:
-    """Each peer as this host runs it, the side said through ``say``; None: the error printed."""
+    """Each peer as this host runs it, the side said through ``say``; None: the error printed
+    (``checking``, for ``-t``: as a warning, since the file itself is valid, as dhcpd -t says)."""
     try:
         config, sides = choose_sides(config, local, role)
     except ConfigError as exc:
         for diag in exc.diagnostics:
-            print(str(diag), file=sys.stderr)
+            shown = dataclasses.replace(diag, severity="warning") if checking else diag
+            print(str(shown), file=sys.stderr)
         return None
     for side in sides:
         say(side.describe())

@@ -66,6 +66,9 @@ REWRITE_PERIOD = 3600  # seconds between lease-file compactions, as dhcpd
 STATS_MAX_AGE = 1.0  # seconds a ``status`` answer may reuse the lease counts (_server_stats)
 
 log = logging.getLogger("tandem")
+#: The last line of every start-up failure, as dhcpd's log_fatal (omapip/errwarn.c) ends its
+#: message; scripts wait for it. The exit status stays non-zero.
+EXITING = "exiting."
 
 
 DEFAULT_LIMIT = NewLeaseLimit()
@@ -159,11 +162,10 @@ def read_leases(opts: Options, read: Callable[[], LeaseFileContents]) -> LeaseFi
     try:
         contents = read()
     except LeaseFileError as exc:
-        print(str(exc), file=sys.stderr)
-        print("Lease file errors encountered -- exiting", file=sys.stderr)
+        give_up(None, str(exc), "Lease file errors encountered -- exiting")
         return None
     except OSError as exc:
-        print(f"Can't open lease database {opts.leases}: {exc.strerror}", file=sys.stderr)
+        give_up(None, f"Can't open lease database {opts.leases}: {exc.strerror}")
         return None
     for warning in contents.warnings:
         print(str(warning), file=sys.stderr)
@@ -187,12 +189,11 @@ def load_config(opts: Options) -> Config | None:
     try:
         config = load(opts.config)
     except ConfigError as exc:
-        for diag in exc.diagnostics:
-            print(str(diag), file=sys.stderr)
-        print("Configuration file errors encountered -- exiting", file=sys.stderr)
+        lines = [str(diag) for diag in exc.diagnostics]
+        give_up(None, *lines, "Configuration file errors encountered -- exiting")
         return None
     except OSError as exc:
-        print(f"Can't open {opts.config}: {exc.strerror}", file=sys.stderr)
+        give_up(None, f"Can't open {opts.config}: {exc.strerror}")
         return None
     for diag in config.warnings:
         print(str(diag), file=sys.stderr)
@@ -218,12 +219,20 @@ def _emit_stderr(lines: list[str]) -> None:
     sys.stderr.flush()
 
 
+def give_up(opts: Options | None, *lines: str) -> int:
+    """A start-up failure: ``lines``, then dhcpd's ``exiting.``, on stderr and (given ``opts``,
+    once logging is set up and not -d) in the log too; returns the exit status, 1."""
+    for line in (*lines, EXITING):
+        print(line, file=sys.stderr, flush=True)
+    if opts is not None and not opts.debug and log.handlers:
+        for line in (*lines, EXITING):
+            log.error("%s", line)
+    return 1
+
+
 def _fatal(opts: Options, exc: PrivilegeError) -> int:
     """A start-up failure of -user/-group/-chroot: on stderr, and in the log once it is set up."""
-    print(str(exc), file=sys.stderr, flush=True)
-    if not opts.debug and log.handlers:
-        log.error("%s", exc)
-    return 1
+    return give_up(opts, str(exc))
 
 
 def serve(opts: Options) -> int:
@@ -276,8 +285,7 @@ def serve(opts: Options) -> int:
     if opts.interfaces:
         missing = [n for n in opts.interfaces if n not in all_ifaces]
         if missing:
-            print(f"Interface {missing[0]} does not exist -- exiting", file=sys.stderr)
-            return 1
+            return give_up(opts, f"Interface {missing[0]} does not exist -- exiting")
         chosen = [all_ifaces[n] for n in opts.interfaces]
     else:
         chosen = [
@@ -301,8 +309,7 @@ def serve(opts: Options) -> int:
             )
     chosen = [i for i in chosen if any(a.ip in n for a in i.addrs for n in networks)]
     if not chosen:
-        print("Not configured to listen on any interfaces!", file=sys.stderr)
-        return 1
+        return give_up(opts, "Not configured to listen on any interfaces!")
 
     setup = FailoverSetup(config, contents.failover_states, int(time.time()))
     server = DhcpServer(
@@ -337,9 +344,11 @@ def serve(opts: Options) -> int:
             server, commit, chosen, server_port=opts.port, emit=emit, after_commit=after_commit
         )
     except OSError as exc:
-        print(f"Can't bind to dhcp address: {exc.strerror}", file=sys.stderr)
-        print("Please make sure there is no other dhcp server running.", file=sys.stderr)
-        return 1
+        return give_up(
+            opts,
+            f"Can't bind to dhcp address: {exc.strerror}",
+            "Please make sure there is no other dhcp server running.",
+        )
     if ident.changes:
         endpoint.open_packet_sockets()  # needs CAP_NET_RAW, gone after the drop
     if server.ping_enabled:

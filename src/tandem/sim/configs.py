@@ -34,7 +34,7 @@ class Variant:
     name: str
     mclt: int = 3600
     mrd: int = 60
-    lease_time: int | None = None  # default-lease-time (max-lease-time = 1.5x)
+    lease_time: int | None = None  # default- and min-lease-time (max-lease-time = 1.5x)
     pool_last: int = 200  # last octet of the range (first is .100)
     split: int = 256
 
@@ -55,9 +55,12 @@ class Variant:
         text = text.replace("split 256;", f"split {self.split};")
         text = text.replace(_RANGE, f"range 192.0.2.100 192.0.2.{self.pool_last};")
         if self.lease_time is not None:
+            # min-lease-time too: without it dhcpd's floor (300 s, or max-lease-time if lower)
+            # would lengthen the shortest variants' leases.
             head = (
                 f"default-lease-time {self.lease_time};\n"
                 f"max-lease-time {self.lease_time * 3 // 2};\n"
+                f"min-lease-time {self.lease_time};\n"
             )
             text = head + text
         return text

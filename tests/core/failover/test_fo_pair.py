@@ -108,8 +108,12 @@ def test_dora_on_primary_is_replicated_to_secondary() -> None:
     prim = p.lease(addr)
     assert prim is not None and prim.tsfp == prim.atsfp == prim.tstp  # acked
     assert addr in {str(A(a)) for a in s.journal}  # the secondary committed it
-    # A re-offer after the ack may give the full time: tsfp is now far ahead.
+    # 10 s later the lease is under dhcp-cache-threshold (25 % of 3600 s): reused as it is,
+    # nothing written or replicated (dhcpd's reuse_lease).
     _, again = dora(p, mac(1), pair.now + 10)
+    assert again is not None and lease_time(again) == MCLT - 10 and again.writes == []
+    # Past it, a re-offer may give the full time: tsfp is now far ahead.
+    _, again = dora(p, mac(1), pair.now + 1000)
     assert again is not None and lease_time(again) == 43200
     # The secondary stays silent for this client in NORMAL (split 256: primary serves all).
     quiet = s.handle(packet(1, mac(1)), pair.now)

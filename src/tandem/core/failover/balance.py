@@ -179,8 +179,7 @@ class PoolBalance:
         lists = (pc.pool.dhcp, pc.pool.bootp)
         # Pass 1: used leases whose client the load-balancing hash gives to the peer.
         for fl in lists:
-            q = fl.free if self.own is B.FREE else fl.backup
-            for a in list(q):
+            for a in db.queued(fl, self.own):
                 if lts - given <= -hold:
                     break
                 lease = db.by_addr.get(a)
@@ -189,16 +188,18 @@ class PoolBalance:
                 if self._peer_wants(lease, hba):
                     move(lease, now)
                     given += 1
-        # Pass 2: the oldest, never-used first (down to an even split), then used ones.
+        # Pass 2: from the head of the queue, never-used first (down to an even split), then
+        # used ones: the same head allocation takes from, so a fresh primary gives away the
+        # lowest addresses and hands out the next ones (the vectors' dhcpd pair: 192.0.2.100-149
+        # to BACKUP, its first client 192.0.2.150).
         for fl in lists:
             while self.own is B.FREE and lts - given > 0:
-                fresh = db.take_fresh_low(fl)
+                fresh = db.take_fresh(fl)
                 if fresh is None:
                     break
                 move(db.materialize(fresh), now)
                 given += 1
-            q = fl.free if self.own is B.FREE else fl.backup
-            for a in list(q):
+            for a in db.queued(fl, self.own):
                 lease = db.by_addr.get(a)
                 if lease is None or lease.binding_state is not self.own or a in db.offers:
                     continue
@@ -223,7 +224,7 @@ class PoolBalance:
         for pc in self.counts.values():
             for fl in (pc.pool.dhcp, pc.pool.bootp):
                 for q in (fl.free, fl.backup):
-                    head = self.db.by_addr.get(q[0]) if q else None
+                    head = self.db.by_addr.get(q[0][2]) if q else None
                     if head is not None and head.ends is not None and head.ends < now:
                         age = ((now - head.ends) * self.cfg.max_lease_misbalance + 50) // 100
                         est = age if est == 0 else min(est, age)
