@@ -39,7 +39,8 @@ from tandem.io.control import ControlUnavailable, request
 from tandem.io.hostside import take_sides
 from tandem.io.netif import list_interfaces, local_addresses
 from tandem.io.privileges import PrivilegeError, enter_chroot, resolve
-from tandem.io.runtime import (
+from tandem.io.runtime import serve
+from tandem.io.startup import (
     Options,
     banner,
     give_up,
@@ -47,7 +48,6 @@ from tandem.io.runtime import (
     load_config,
     read_leases,
     say,
-    serve,
 )
 from tandem.store.leasefile import LeaseFileContents, parse_leases
 

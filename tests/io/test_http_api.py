@@ -219,7 +219,7 @@ def test_read_token(tmp_path: Path) -> None:
 
 def test_http_flags_and_the_start_up_checks(tmp_path: Path) -> None:
     from tandem.cli import UsageError, parse_args
-    from tandem.io.runtime import DEFAULT_HTTP, prepare_http
+    from tandem.io.startup import DEFAULT_HTTP, prepare_http
 
     assert parse_args([]).http == DEFAULT_HTTP == "127.0.0.1:8067"
     assert parse_args(["--http", "off"]).http is None
