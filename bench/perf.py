@@ -27,6 +27,10 @@ first bad rate, then repeat the best rate and report the median; if that median 
 from a separate low-rate trial under ``strace -c -f`` (ptrace would distort the throughput
 trials).
 
+The Tandem rows run as Tandem is installed: the HTTP listener on (127.0.0.1:8067, the command
+API and /metrics) and scraped once a second from the server's namespace (``--no-scrape`` turns
+the scraper off); the scraper shares perfdhcp's CPU.
+
 Never run from pytest: these are timings on a shared machine. Trust differences of about 2x.
 """
 
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -55,6 +60,26 @@ PING_TIMEOUT_MS = 500  # the "-ping" rows: below perfdhcp's 1 s drop time
 MAX_RATE = 64000
 LOSS_LIMIT = 1.0  # percent
 EXCHANGE_CAP = 55000  # < pool size: no client repeats within one trial
+HTTP_PORT = 8067  # Tandem's default --http listener (the command API and /metrics)
+#: The Tandem rows run with the HTTP listener on (its default) and /metrics scraped once a
+#: second from the server's namespace, as a Prometheus would (issue 10: the API and the
+#: metrics cost nothing on the per-packet path). Prints "scrapes N" when interrupted.
+SCRAPER = """
+import sys, time, urllib.request
+n = 0
+try:
+    while True:
+        t0 = time.monotonic()
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+            if b"tandem_dhcp_received_total" in r.read():
+                n += 1
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+except KeyboardInterrupt:
+    pass
+except OSError as exc:
+    print("scrape failed:", exc, flush=True)
+print("scrapes", n, flush=True)
+"""
 
 
 @dataclass
@@ -97,6 +122,7 @@ class Bench:
         self.cpu_perf = 0 if two else None
         self.cpu_srv = 1 if two else None
         self.seq = 0
+        self.scrapes: list[int | None] = []  # /metrics scrapes per Tandem trial
 
     def start(self, kind: str) -> Server:
         """A fresh server with an empty lease database."""
@@ -119,14 +145,26 @@ class Bench:
         pings = kind.endswith("-ping")
         _arp_for_pings(self.srv, pings)
         server = self.start(kind)
+        scraper = None
         try:
+            if kind.startswith("tandem") and not self.args.no_scrape:
+                scraper = self.srv.spawn(
+                    [sys.executable, "-c", SCRAPER, f"http://127.0.0.1:{HTTP_PORT}/metrics"],
+                    self.srv.workdir / f"scrape-{self.seq}.log",
+                    name="scraper",
+                    cpu=self.cpu_perf,
+                )
             before = cpu_seconds(server.proc.pid)
             res: PerfResult = run_perfdhcp(self.perf, rate, secs, cpu=self.cpu_perf)
             used = cpu_seconds(server.proc.pid) - before
             if not server.proc.running():
                 raise LabError(f"{kind} died during the trial:\n{server.log()[-1500:]}")
         finally:
+            if scraper is not None:
+                scraper.stop(signal.SIGINT)
             server.stop()
+        if scraper is not None:
+            self.scrapes.append(_scrape_count(scraper.log()))
         cpu_ms = 1000.0 * used / res.acks if res.acks else None
         do = res.stats.get("DISCOVER-OFFER")
         delay = do.avg_delay_ms if do is not None else None
@@ -239,6 +277,14 @@ def _ping_conf() -> str:
     return text.replace(off, on, 1)
 
 
+def _scrape_count(log: str) -> int | None:
+    """The scraper's "scrapes N" line (None: it printed none, e.g. it failed)."""
+    for line in reversed(log.splitlines()):
+        if line.startswith("scrapes "):
+            return int(line.split()[1])
+    return None
+
+
 def _round2(n: int) -> int:
     """Round to two significant digits, so ramp steps read like 350, 1300, 18000."""
     if n < 100:
@@ -318,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--servers", default=",".join(SERVERS), help="comma list of " + str(SERVERS))
     ap.add_argument("--json", type=Path, help="also write the verdicts and trials here")
     ap.add_argument("--keep", action="store_true", help="keep the lab's work dir (server logs)")
+    ap.add_argument(
+        "--no-scrape", action="store_true", help="Tandem rows: do not scrape /metrics each second"
+    )
     args = ap.parse_args(argv)
     args.seconds = 5.0 if args.quick else 20.0
     args.bisect = 1 if args.quick else 3
@@ -350,6 +399,14 @@ def main(argv: list[str] | None = None) -> int:
                     v.error = f"fsync trial failed: {str(exc).splitlines()[0]}"[:160]
             verdicts.append(v)
     print_table(verdicts)
+    if bench.scrapes:
+        ok = [n for n in bench.scrapes if n is not None]
+        print(
+            f"Tandem rows: /metrics scraped once a second during every trial "
+            f"({sum(ok)} scrapes in {len(bench.scrapes)} trials"
+            + ("" if len(ok) == len(bench.scrapes) else "; some scrapers printed no count")
+            + ")"
+        )
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(v) for v in verdicts], indent=2) + "\n")
     return 0
