@@ -92,9 +92,10 @@ def test_a_new_host_reservation_applies_to_the_next_packet() -> None:
 def test_a_lease_outside_the_new_ranges_stays_and_is_not_handed_out() -> None:
     old = _server(BASE)
     holder = FakeClient(old, mac(1))
-    holder.dora(NOW)
-    kept = holder.address
-    assert str(kept) == "192.0.2.110"  # the highest address first, as dhcpd
+    off = holder.send(1, NOW, requested="192.0.2.110")  # the range's last address
+    assert off.reply is not None and str(off.reply.packet.yiaddr) == "192.0.2.110", off.log
+    holder.send(3, NOW, requested="192.0.2.110", server_id=str(off.reply.server_ip))
+    kept = off.reply.packet.yiaddr
     new = _reload(old, BASE.replace("192.0.2.110", "192.0.2.105"))
     lease = next(x for x in new.leases() if x.address == kept)
     assert lease.binding_state.keyword == "active"

@@ -222,7 +222,7 @@ subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.10 10.0.0.20; }
 
     asyncio.run(scenario())
     (committed, disk1), (expired, disk2) = seen
-    assert [a.argv for a in committed if isinstance(a, RunProgram)] == [("/bin/true", "10.0.0.20")]
+    assert [a.argv for a in committed if isinstance(a, RunProgram)] == [("/bin/true", "10.0.0.10")]
     assert "binding state active;" in disk1
     assert [a.argv for a in expired if isinstance(a, RunProgram)] == [("/bin/true", "expiry")]
     assert disk2.rstrip().endswith("}") and "binding state free;" in disk2.split("lease")[-1]
