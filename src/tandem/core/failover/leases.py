@@ -390,6 +390,7 @@ class FailoverLeases:
                 # The peer expired an older end than the client holds (it missed our later
                 # binding): refused, and our binding goes to the peer again so the two
                 # agree (ISC only re-sends on the next UPDREQ or entry to NORMAL).
+                lease.tstp = potential_expiry(lease)  # before ``changed`` forgets atsfp
                 self.changed(lease, now)
                 self._write(lease)
             return (
