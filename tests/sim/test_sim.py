@@ -217,6 +217,22 @@ def test_seed_612_abandoned_lease_reclaimed_while_the_peer_reactivates_it() -> N
     assert out.violation is None, out.violation
 
 
+def test_seed_71489_an_updreqall_resend_cannot_cut_a_renewal_to_the_mclt() -> None:
+    """Core bug (fixed in rules.potential_expiry): the secondary ACKed client6 until 3476 s,
+    handed over at 3247 s and came back through RECOVER. The primary's UPDREQALL answer
+    re-sent 192.0.2.101 with potential-expiration = its own tstp from an ACK 30 min earlier
+    (ISC sends tstp); the secondary took it as tsfp, and so did the primary on the BNDACK. The
+    renewal at 3356 s was then cut to the MCLT (ends 3386, below the 3476 client6 held), its
+    ACK was lost, the lease expired and went to BACKUP while client6 still held it
+    (invariant b at the crash). Shrunk below (the plan minus the silent fault)."""
+    shrunk = [f for f in plan(71489, 3600)[1] if f.kind != "silent"]
+    assert [f.kind for f in shrunk] == ["delay", "cut", "handover", "loss", "crash"]
+    out = run_seed(71489, faults=shrunk)
+    assert out.violation is None, out.violation
+    assert out.world.stats["handovers"] == 1
+    assert run_seed(71489).violation is None
+
+
 def test_clean_handovers_restart_without_the_mclt_wait() -> None:
     """Both peers stop and come back in turn: PARTNER-DOWN at once, NORMAL again at once."""
     seed = next(s for s in range(100) if plan(s, 3600)[0].name == "seed")  # MCLT 3600 s

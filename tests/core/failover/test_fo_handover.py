@@ -4,7 +4,20 @@ case, failover-isc.md §7.6), only when that is safe."""
 
 from __future__ import annotations
 
-from fokit import Node, active_clients, binding_table, dora, fresh_pair, link, mac, msg_type
+from fokit import (
+    PRIMARY_CONF,
+    SECONDARY_CONF,
+    Node,
+    active_clients,
+    binding_table,
+    dora,
+    fresh_pair,
+    lease_time,
+    link,
+    mac,
+    msg_type,
+    renew,
+)
 
 from tandem.lab.failover_pair import Pair
 
@@ -158,3 +171,46 @@ def test_restart_after_shutdown_with_an_unacked_change_waits_out_the_mclt() -> N
     pair2.advance(MCLT + 1)
     assert (back.state(), s.state()) == ("normal", "normal")
     assert_no_double_binding(back, s)
+
+
+def test_recover_after_a_handover_keeps_what_the_peer_acked_so_renewals_keep_their_end() -> None:
+    """tandem.sim seed 71489 (core.failover.rules.potential_expiry): the primary ACKed a
+    client, the secondary renewed it twice (ends +380 s, potential +500 s); the primary's
+    tstp stayed at its own first ACK's (+255 s). After the secondary's handover and restart,
+    the primary's UPDREQALL answer re-sent that tstp as potential-expiration: both sides took
+    it as tsfp, and the next renewal was cut to the MCLT, ending 90 s before the end the
+    client already held (had that ACK been lost, the lease would have expired while held)."""
+    short = "default-lease-time 240;\nmax-lease-time 240;\n"
+    p, s, pair = fresh_pair(
+        primary=short + PRIMARY_CONF.replace("mclt 3600;", "mclt 30;"),
+        secondary=short + SECONDARY_CONF,
+    )
+    pair.connect()
+    t0 = pair.now
+    n = next(n for n in range(1, 50) if dora(p, mac(n), t0)[1] is not None)
+    hw = mac(n)
+    addr = str(p.server.db.leases_of(None, (1, hw))[1][0].address)
+    pair.pump()
+    for at in (20, 140):  # renewals at the secondary, 240 s each
+        pair.advance(at - (pair.now - t0))
+        assert lease_time(renew(s, hw, addr, pair.now)) == 240
+        pair.pump()
+    held = s.lease(addr)
+    assert held is not None and held.ends == t0 + 380 and held.tsfp == t0 + 500
+    assert (p.lease(addr).tstp, p.lease(addr).tsfp) == (t0 + 255, t0 + 500)  # type: ignore[union-attr]
+
+    hand_over(s, p, pair)
+    back = s.restart(pair.now + 5)
+    pair2 = link(p, back, pair.now + 5)
+    pair2.connect()
+    pair2.advance(5)
+    assert (p.state(), back.state()) == ("normal", "normal")
+    for node in (p, back):
+        lease = node.lease(addr)
+        assert lease is not None and lease.tsfp == t0 + 500, (node.name, lease)
+
+    pair2.advance(t0 + 260 - pair2.now)  # past the primary's old tstp, before the end held
+    out = renew(back, hw, addr, pair2.now)
+    assert msg_type(out) == DHCPACK
+    assert pair2.now + lease_time(out) >= t0 + 380  # never below what the client holds
+    assert lease_time(out) == 240

@@ -319,3 +319,21 @@ def _bndack_for(upd: Message) -> bytes:
     assert upd.assigned_address is not None
     opts = {OptionCode.ASSIGNED_IP_ADDRESS: upd.assigned_address}
     return encode_message(Message(MessageType.BNDACK, upd.time, upd.xid, opts))
+
+
+def test_our_binding_sent_back_after_a_stale_expired_keeps_the_peers_potential() -> None:
+    """The binding re-sent after a stale EXPIRED (above) was the peer's own: it carries the
+    potential expiration the peer gave, not our older tstp (rules.potential_expiry; a lower
+    one becomes the peer's tsfp and cuts its next renewal of the client to the MCLT)."""
+    node = connected_secondary()
+    eng = node.engine
+    addr = "192.0.2.150"
+    eng.receive_data(_bndupd(13, addr, 2, potential=T0 + 900), T0)  # ACTIVE until T0 + 600
+    eng.take_writes()
+    _acks(node)
+    now = T0 + 560
+    eng.receive_data(_expired(14, addr, T0 + 300, now), now)
+    eng.take_writes()
+    (again,) = [m for m in messages(eng.data_to_send()) if m.type == MessageType.BNDUPD]
+    assert again.lease_expiration == T0 + 600
+    assert again.potential_expiration == T0 + 900

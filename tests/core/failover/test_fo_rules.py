@@ -16,10 +16,11 @@ from tandem.core.failover.rules import (
     later_end,
     may_take_peers,
     mclt_lease_time,
+    potential_expiry,
     stale_end,
     transition_ok,
 )
-from tandem.core.lease import BindingState
+from tandem.core.lease import BindingState, Lease
 from tandem.wire.failover import FailoverProtocolError, encode_message
 from tandem.wire.failover_build import (
     build_bndack,
@@ -176,6 +177,27 @@ def test_mclt_clamp_never_exceeds_what_the_peer_allows(
     t = mclt_lease_time(desired, mclt, tsfp, now)
     assert 0 < t <= desired
     assert t <= mclt or now + t <= (tsfp or 0) + mclt
+
+
+def test_potential_expiry_of_a_resent_binding_keeps_what_the_peer_acked() -> None:
+    """tandem.sim seed 71489: a BNDUPD re-sending the peer's ACTIVE binding (UPDREQALL)
+    must not carry our own older tstp, or the peer's tsfp, and with it the MCLT clamp of its
+    next renewal, drops below the end its client holds."""
+
+    def lease(state: BindingState, tstp: int | None, atsfp: int | None) -> Lease:
+        return Lease(IPv4Address("192.0.2.101"), state, tstp=tstp, tsfp=atsfp, atsfp=atsfp)
+
+    assert potential_expiry(lease(AC, NOW + 255, NOW + 500)) == NOW + 500  # the peer's binding
+    assert potential_expiry(lease(AC, NOW + 500, NOW + 500)) == NOW + 500  # ours, acked
+    assert potential_expiry(lease(AC, NOW + 600, None)) == NOW + 600  # ours, un-acked: ISC
+    assert potential_expiry(lease(AC, None, None)) == 0
+    # Other states send tstp, as ISC (a BACKUP move's potential must be "now", §9).
+    for state in (F, BK, EX, RE, RS, AB):
+        assert potential_expiry(lease(state, NOW, NOW + 500)) == NOW
+    # With it, the renewal of the re-sent binding is not cut to the MCLT (30 s).
+    sent = potential_expiry(lease(AC, NOW + 255, NOW + 500))
+    assert mclt_lease_time(240, 30, sent, NOW + 260) == 240
+    assert mclt_lease_time(240, 30, NOW + 255, NOW + 260) == 30  # the old tstp: cut
 
 
 def test_partner_down_wait() -> None:

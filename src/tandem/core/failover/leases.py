@@ -34,6 +34,7 @@ from tandem.core.failover.rules import (
     mclt_lease_time,
     own_free_state,
     peer_free_state,
+    potential_expiry,
     reject_text,
     same_client,
     stale_end,
@@ -312,7 +313,7 @@ class FailoverLeases:
             lease = self.db.by_addr.get(a)
             if lease is None:
                 continue
-            sent = Sent(xid, lease.binding_state, lease.cltt, lease.tstp or 0)
+            sent = Sent(xid, lease.binding_state, lease.cltt, potential_expiry(lease))
             self.inflight[a] = sent
             return lease, sent
         return None
@@ -389,6 +390,7 @@ class FailoverLeases:
                 # The peer expired an older end than the client holds (it missed our later
                 # binding): refused, and our binding goes to the peer again so the two
                 # agree (ISC only re-sends on the next UPDREQ or entry to NORMAL).
+                lease.tstp = potential_expiry(lease)  # before ``changed`` forgets atsfp
                 self.changed(lease, now)
                 self._write(lease)
             return (

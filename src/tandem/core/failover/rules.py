@@ -193,6 +193,23 @@ def mclt_lease_time(desired: int, mclt: int, tsfp: int | None, now: int) -> int:
     return desired
 
 
+def potential_expiry(lease: Lease) -> int:
+    """The potential expiration a BNDUPD for ``lease`` carries: ``tstp``, as in ISC, except
+    that an ACTIVE binding with no un-acked change of ours (an UPDREQALL re-send) carries at
+    least what the peer gave or acked (``atsfp``).
+
+    A binding the peer made leaves our ``tstp`` at our own older ACK's. ISC sends that back,
+    the peer takes it as its ``tsfp`` and cuts its next renewal of the client to the MCLT,
+    below the end the client already holds (tandem.sim seed 71489: a RECOVER after a
+    handover, then that shorter ACK lost; the lease expired and went to BACKUP while the
+    client held it 90 s more). ISC 4.4 always sends ``tstp``; this only ever sends more.
+    """
+    tstp = lease.tstp or 0
+    if lease.binding_state is B.ACTIVE and lease.atsfp is not None and lease.atsfp > tstp:
+        return lease.atsfp
+    return tstp
+
+
 def may_take_peers(tsfp: int | None, stos: int, mclt: int, now: int) -> bool:
     """PARTNER-DOWN: a lease the peer owned is ours once max(STOS, tsfp) + MCLT has passed."""
     since = stos if (tsfp or 0) < stos else (tsfp or 0)
