@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import sys
 import time
@@ -63,22 +62,21 @@ EXCHANGE_CAP = 55000  # < pool size: no client repeats within one trial
 HTTP_PORT = 8067  # Tandem's default --http listener (the command API and /metrics)
 #: The Tandem rows run with the HTTP listener on (its default) and /metrics scraped once a
 #: second from the server's namespace, as a Prometheus would (issue 10: the API and the
-#: metrics cost nothing on the per-packet path). Prints "scrapes N" when interrupted.
+#: metrics cost nothing on the per-packet path). Prints "scrapes N" after each good scrape
+#: (the last line counts: a background run may ignore SIGINT, and the stop may be a SIGKILL).
 SCRAPER = """
 import sys, time, urllib.request
 n = 0
-try:
-    while True:
-        t0 = time.monotonic()
+while True:
+    t0 = time.monotonic()
+    try:
         with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
             if b"tandem_dhcp_received_total" in r.read():
                 n += 1
-        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
-except KeyboardInterrupt:
-    pass
-except OSError as exc:
-    print("scrape failed:", exc, flush=True)
-print("scrapes", n, flush=True)
+                print("scrapes", n, flush=True)
+    except OSError as exc:
+        print("scrape failed:", exc, flush=True)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
 """
 
 
@@ -161,7 +159,7 @@ class Bench:
                 raise LabError(f"{kind} died during the trial:\n{server.log()[-1500:]}")
         finally:
             if scraper is not None:
-                scraper.stop(signal.SIGINT)
+                scraper.stop()
             server.stop()
         if scraper is not None:
             self.scrapes.append(_scrape_count(scraper.log()))
@@ -278,7 +276,7 @@ def _ping_conf() -> str:
 
 
 def _scrape_count(log: str) -> int | None:
-    """The scraper's "scrapes N" line (None: it printed none, e.g. it failed)."""
+    """The scraper's last "scrapes N" line (None: no scrape succeeded)."""
     for line in reversed(log.splitlines()):
         if line.startswith("scrapes "):
             return int(line.split()[1])
@@ -404,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Tandem rows: /metrics scraped once a second during every trial "
             f"({sum(ok)} scrapes in {len(bench.scrapes)} trials"
-            + ("" if len(ok) == len(bench.scrapes) else "; some scrapers printed no count")
+            + ("" if len(ok) == len(bench.scrapes) else "; in some trials no scrape succeeded")
             + ")"
         )
     if args.json is not None:
