@@ -28,7 +28,6 @@ server's ``GroupCommit``, the failover links send its BNDUPD, and only then is i
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -42,7 +41,7 @@ from tandem.core.lease import Lease
 from tandem.core.server import BOUND_STATES, DhcpServer
 from tandem.io import command_views as views
 from tandem.io.commit import GroupCommit
-from tandem.io.control import MAX_DEPTH, json_depth
+from tandem.io.control import ControlError, json_object
 from tandem.io.dhcp_socket import Counters
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.reload import ReloadResult
@@ -109,20 +108,10 @@ def reply(result: int, text: str, arguments: object = None) -> Reply:
 
 def parse_command(data: bytes, limit: int = MAX_BODY) -> Request:
     """Bytes from a client -> a ``Request``; ``CommandError`` (result 1) for anything else."""
-    if len(data) > limit:
-        raise CommandError(f"request longer than {limit} bytes")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CommandError("request is not UTF-8") from exc
-    if json_depth(text, MAX_DEPTH) > MAX_DEPTH:
-        raise CommandError(f"request nested deeper than {MAX_DEPTH} levels")
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CommandError(f"request is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise CommandError('request must be a JSON object like {"command": "status-get"}')
+        obj = json_object(data, limit, "status-get")
+    except ControlError as exc:
+        raise CommandError(str(exc)) from exc
     return request_from(obj)
 
 

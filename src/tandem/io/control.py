@@ -99,12 +99,14 @@ def json_depth(text: str, limit: int) -> int:
     return deepest
 
 
-def parse_request(line: bytes) -> dict[str, object]:
-    """One request line -> a JSON object with a string ``command``; ControlError otherwise."""
-    if len(line) > MAX_REQUEST:
-        raise ControlError(f"request longer than {MAX_REQUEST} bytes")
+def json_object(data: bytes, limit: int, example: str) -> dict[str, object]:
+    """Untrusted bytes -> a JSON object: size cap, UTF-8, the nesting pre-scan, then
+    ``json.loads``; ControlError naming what is wrong otherwise (the control socket's lines
+    and the command layer's bodies, tandem.io.commands, go through here)."""
+    if len(data) > limit:
+        raise ControlError(f"request longer than {limit} bytes")
     try:
-        text = line.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ControlError("request is not UTF-8") from exc
     if json_depth(text, MAX_DEPTH) > MAX_DEPTH:
@@ -114,7 +116,13 @@ def parse_request(line: bytes) -> dict[str, object]:
     except (ValueError, RecursionError) as exc:
         raise ControlError(f"request is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
-        raise ControlError('request must be a JSON object like {"command": "status"}')
+        raise ControlError(f'request must be a JSON object like {{"command": "{example}"}}')
+    return obj
+
+
+def parse_request(line: bytes) -> dict[str, object]:
+    """One request line -> a JSON object with a string ``command``; ControlError otherwise."""
+    obj = json_object(line, MAX_REQUEST, "status")
     command = obj.get("command")
     if not isinstance(command, str):
         raise ControlError('request needs a string "command"')
