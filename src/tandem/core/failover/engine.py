@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
+from tandem.core.failover.drift import isc_compare
 from tandem.core.failover.ext import ExtSession, ExtSetup
 from tandem.core.failover.handover import (
     HANDOVER_FROM,
@@ -266,6 +267,13 @@ class FailoverEngine:
             "partner_max_unacked": self.link.partner_max_unacked,
             "pools": self.leases.pools.summary(),
             "extension": None if self.ext is None else self.ext.status(),
+            "isc_compare": isc_compare(
+                self.cfg,
+                peer_mclt=self.link.peer_mclt,
+                peer_hba=self.link.peer_hba,
+                peer_max_unacked=self.link.partner_max_unacked,
+                peer_receive_timer=self.link.partner_receive_timer,
+            ),
         }
 
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]:

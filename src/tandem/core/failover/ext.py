@@ -226,7 +226,17 @@ class ExtSession:
             "sent": self.sent,
             "received": self.received,
             "dropped": dict(self.dropped),
+            "features": self._feature_status(),
         }
+
+    def _feature_status(self) -> dict[str, object]:
+        """Each feature's ``ext_status(peer)``, for those that have one, by ``name``."""
+        out: dict[str, object] = {}
+        for feature in self.setup.features:
+            get = getattr(feature, "ext_status", None)
+            if callable(get):
+                out[str(getattr(feature, "name", type(feature).__name__))] = get(self.name)
+        return out
 
     # --- internals ----------------------------------------------------------------------
 

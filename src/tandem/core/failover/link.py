@@ -58,6 +58,9 @@ class Link:
         #: The vendor class of the peer's CONNECT/CONNECTACK on this connection (None: none
         #: yet); ``tandem-...`` identifies a Tandem peer (tandem.core.failover.ext).
         self.peer_vendor: str | None = None
+        #: The MCLT and HBA of the primary's last CONNECT (a secondary's view; for drift).
+        self.peer_mclt: int | None = None
+        self.peer_hba: bytes | None = None
 
     # --- the connection ----------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class Link:
 
     def accept_connect(self, msg: Message, now: int) -> None:
         """Take the peer's window and receive-timer from its CONNECT and answer CONNECTACK."""
+        self.peer_mclt, self.peer_hba = msg.mclt, msg.hba
         self.partner_max_unacked = msg.max_unacked or 0
         self.partner_receive_timer = msg.receive_timer or 0
         self.peer_vendor = msg.vendor_class
