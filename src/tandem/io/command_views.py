@@ -17,6 +17,7 @@ from ipaddress import IPv4Address
 from operator import attrgetter
 
 from tandem.core.failover.balance import ranges_text
+from tandem.core.failover.drift import drift_section
 from tandem.core.lease import BindingState, Lease
 from tandem.core.pools import PoolState
 from tandem.core.server import DhcpServer
@@ -302,7 +303,16 @@ def failover_view(
         "queued-updates": status.get("queued_updates"),
         "unacked-updates": status.get("unacked_updates"),
         "pools": pools,
+        "drift": drift_section(status),
+        "extension": _extension(status.get("extension")),
     }
+
+
+def _extension(ext: object) -> dict[str, object] | None:
+    """The Tandem extension channel's state for failover-get (None: off), features apart."""
+    if not isinstance(ext, dict):
+        return None
+    return {k.replace("_", "-"): v for k, v in ext.items() if k != "features"}
 
 
 def side_state(view: Mapping[str, object], side: str) -> str:

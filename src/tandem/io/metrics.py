@@ -120,8 +120,16 @@ class TandemCollector(Collector):
             "Binding updates waiting to be sent.",
             labels=["peer"],
         )
+        drift = GaugeMetricFamily(
+            "tandem_failover_config_drift",
+            "1 when this server's configuration differs from the partner's (drift detection), "
+            "else 0.",
+            labels=["peer"],
+        )
         for rel in cmd.relationships():
             peer = str(rel.get("name"))
+            seen = rel.get("drift")
+            drift.add_metric([peer], 1 if isinstance(seen, dict) and seen.get("drift") else 0)
             for side in ("local", "partner"):
                 info = rel.get(side)
                 current = info.get("state") if isinstance(info, dict) else None
@@ -138,7 +146,7 @@ class TandemCollector(Collector):
                 skew.add_metric([peer], offset)
             unacked.add_metric([peer], _int(rel.get("unacked-updates")))
             queued.add_metric([peer], _int(rel.get("queued-updates")))
-        yield from (state, contact, contact_at, skew, unacked, queued)
+        yield from (state, contact, contact_at, skew, unacked, queued, drift)
 
     def _commit(self, cmd: Commands) -> Iterator[Metric]:
         commit = cmd.commit

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from tandem import BUILD, __version__
 from tandem.config.model import Config, Param
+from tandem.core.failover.drift import DriftFeature
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
 from tandem.io.commands import CommandError, Commands, reply, request_from
@@ -101,10 +102,6 @@ def serve(opts: Options) -> int:
     except Exception as exc:  # HttpError, or the HTTP packages missing (make deps)
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
-    try:
-        ext = extension_setup(opts.peer_secret)  # the Tandem extension channel (before a chroot)
-    except SecretError as exc:
-        return give_up(opts, str(exc))
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
     local = local_addresses(all_ifaces)  # the side of each peer block (config/sides.py)
     sided = take_sides(config, local, opts.failover_role, lambda text: say(opts, text))
@@ -112,6 +109,12 @@ def serve(opts: Options) -> int:
         print("Configuration file errors encountered -- exiting", file=sys.stderr)
         return 1
     config = sided
+    # The Tandem extension channel and its features (io/extension.py), before a chroot.
+    drift = DriftFeature(config, emit_stderr if opts.debug else emit_log)
+    try:
+        ext = extension_setup(opts.peer_secret, features=(drift,))
+    except SecretError as exc:
+        return give_up(opts, str(exc))
     if opts.chroot:
         try:
             enter_chroot(opts.chroot)
@@ -221,6 +224,7 @@ def serve(opts: Options) -> int:
     endpoint.events = runner.submit
 
     runtime.local = local  # a reload takes the same sides
+    runtime.drift = drift  # a reload recomputes and re-sends the digest
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -250,6 +254,7 @@ class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
 
     local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
+    drift: DriftFeature | None = None  # drift detection over the extension channel
 
     def __init__(
         self,
@@ -423,6 +428,10 @@ class Runtime:
             self.links = swap.links
             self.endpoint._after_commit = swap.links.after_batch
         self.commands.rebind(self.server, self.links)
+        if self.drift is not None and swap.result.ok:
+            self.drift.update(config, int(time.time()))  # the new digest to every Tandem peer
+            if self.links is not None:
+                self.links.after_batch()  # flush what it sent
         return swap.result
 
     def status_line(self) -> str:

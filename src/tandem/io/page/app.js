@@ -63,8 +63,30 @@ function renderRelationships(rels, now) {
       el("strong", {}, `failover peer ${r.name}`), ` (${r.role}), link ${r.link}`,
       el("table", {}, ...rows),
       el("div", {}, `last contact ${typeof age === "number" ? ago(age) : "never"}, ` +
-        `clock skew ${skew}, updates queued ${r["queued-updates"]}, unacked ${r["unacked-updates"]}`)));
+        `clock skew ${skew}, updates queued ${r["queued-updates"]}, unacked ${r["unacked-updates"]}`),
+      renderDrift(r.drift)));
   }
+}
+
+function renderDrift(d) {
+  // Drift detection (core/failover/drift.py): the peers' configurations compared.
+  if (!d) return el("div", {});
+  const box = el("div", { class: `drift drift-${d.state}`, "data-drift": d.state });
+  if (d.compared === "tandem") {
+    box.append(d.drift
+      ? el("strong", {}, `CONFIGURATION DRIFT: ${d.count} difference(s) from the partner's file`)
+      : `configuration: ${d.state === "agree" ? "the same as the partner's" : d.state}`);
+    for (const x of d.differences || []) {
+      const here = x.here === null ? "absent" : `${x.here} (${x["here-loc"]})`;
+      const peer = x.peer === null ? "absent" : `${x.peer} (${x["peer-loc"]})`;
+      box.append(el("div", { class: "drift-item" }, `${x.key}: here ${here}, partner ${peer}`));
+    }
+  } else {
+    const diffs = (d.isc && d.isc.differences) || [];
+    box.append(diffs.length ? el("strong", {}, `CONFIGURATION DRIFT: ${diffs.join("; ")}`) : "",
+      el("div", {}, d.note || ""));
+  }
+  return box;
 }
 
 function renderPools(pools) {
