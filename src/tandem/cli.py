@@ -35,6 +35,7 @@ from tandem import __version__
 from tandem.config import ConfigError
 from tandem.config.sides import ROLES, Role, partner_text
 from tandem.io.command_views import format_status
+from tandem.io.config_check import check_peer
 from tandem.io.control import ControlUnavailable, request
 from tandem.io.hostside import take_sides
 from tandem.io.netif import list_interfaces, local_addresses
@@ -63,6 +64,7 @@ Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lea
                     [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
                     [--failover-role primary|secondary] [--peer-secret FILE] [-d] [if0 ...]
        tandem check [CONFIG]
+       tandem check --peer URL [--http-token-file FILE] [-cf CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
        tandem partner-down NAME [--control FILE]
@@ -254,6 +256,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
             "-pf",
             "--failover-role",
             "--peer-secret",
+            "--peer",
             "-o",
         ):
             value = next(it, None)
@@ -265,6 +268,10 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
                 opts.failover_role = _role(value)
             elif arg == "--peer-secret":
                 opts.peer_secret = value
+            elif arg == "--peer" and name == "check":
+                opts.mode, opts.peer_url = "check-peer", value
+            elif arg == "--peer":
+                raise UsageError(f"--peer is an option of check, not {name}")
             elif arg == "-o" and name == "export-partner-config":
                 opts.output = value
             elif arg == "-o":
@@ -289,6 +296,8 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
             raise UsageError(f"unknown option {arg}")
         else:
             positional.append(arg)
+    if name == "check" and positional and opts.mode == "check-peer":
+        raise UsageError("check --peer URL: give the file with -cf FILE")
     if name == "check" and positional:
         opts.config = positional.pop(0)
     elif name == "check-leases" and positional:
@@ -337,6 +346,24 @@ def test_config(opts: Options) -> int:
         return 1
     say(opts, f"Config file: {opts.config}")
     return 0
+
+
+def check_peer_cmd(opts: Options) -> int:
+    """``tandem check --peer URL``: this file against a running peer's (io/config_check.py)."""
+    config = load_config(Options(config=opts.config, quiet=True))
+    if config is None:
+        return 2
+    token = None
+    if opts.http_token_file:
+        from tandem.io.http_api import HttpError, read_token  # noqa: PLC0415 (aiohttp: only if asked)
+
+        try:
+            token = read_token(opts.http_token_file)
+        except HttpError as exc:
+            print(f"tandem check: {exc}", file=sys.stderr)
+            return 2
+    assert opts.peer_url is not None
+    return check_peer(config, opts.config, opts.peer_url, token)
 
 
 def export_partner_config(opts: Options) -> int:
@@ -497,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         return status(opts)
     if opts.mode == "partner-down":
         return partner_down(opts)
+    if opts.mode == "check-peer":
+        return check_peer_cmd(opts)
     if opts.mode == "export-partner-config":
         return export_partner_config(opts)
     return serve(opts)

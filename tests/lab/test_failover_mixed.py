@@ -29,6 +29,13 @@ from failover_kit import (
 from tandem.lab.clients import Dhclient
 from tandem.lab.netns import Lab
 
+#: What dhcpd logs about a failover message or option it did not expect (failover.c).
+ISC_UNEXPECTED = re.compile(
+    r"invalid message type|unknown (failover )?(message|option)|message overflow|"
+    r"option .* not allowed|bad option|vendor-specific",
+    re.IGNORECASE,
+)
+
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.timeout(300),
@@ -85,6 +92,13 @@ def test_mixed_pair_reaches_normal_and_agrees(
     assert isinstance(counters, dict)
     assert counters["lost"] == 0 and counters["journal_errors"] == 0
     assert ours.status()["partner_state"] == "normal"
+    # No extension message went to dhcpd (issue 11 item 4): ours knows the peer is not Tandem,
+    # sent nothing beyond ISC's protocol, and dhcpd logged nothing about what it got.
+    ext = ours.status()["extension"]
+    assert isinstance(ext, dict)
+    assert ext["state"] == "not-tandem" and ext["sent"] == 0, ext
+    assert str(ext["peer_vendor"]).startswith("isc-"), ext
+    assert not ISC_UNEXPECTED.search(isc_log), ISC_UNEXPECTED.findall(isc_log)
 
     # The primary dies (kill -9) and comes back on its lease file: the pair is NORMAL again
     # through communications-interrupted, whichever implementation restarts.
@@ -97,3 +111,5 @@ def test_mixed_pair_reaches_normal_and_agrees(
     assert_unique_clients(primary, secondary)
     assert dhcpd_rejections(isc.all_logs()) == []
     assert ours.status()["partner_state"] == "normal"
+    assert not ISC_UNEXPECTED.search(isc.all_logs())
+    assert ours.status()["extension"]["sent"] == 0  # type: ignore[index]

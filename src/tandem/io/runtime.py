@@ -28,6 +28,7 @@ from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
 from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
+from tandem.io.config_check import digest_commands
 from tandem.io.control import ControlError, ControlServer
 from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.events import EventRunner, log_writer
@@ -297,6 +298,9 @@ class Runtime:
 
         self.feed = PageFeed(self.commands)  # the live page's history and events
         self.commands.add("history-get", self.feed.history_get)
+        # config-hash-get / config-digest-get: what `tandem check --peer` compares with.
+        for name, handler in digest_commands(lambda: self.server.config).items():
+            self.commands.add(name, handler)
 
         self._handover: asyncio.Task[dict[str, dict[str, object]]] | None = None
         self.stop = asyncio.Event()  #: set: the server exits (after ``handover``)
