@@ -225,3 +225,122 @@ def send_udp(
         src, _, data = line.partition(" ")
         replies.append((src, bytes.fromhex(data)))
     return replies
+
+
+# --- a hostile failover peer speaking Tandem's extension (tandem.wire.tandem_ext) ----------
+
+#: What ``fake_primary`` can send, in order: ``connect`` (ISC's CONNECT with the vendor class
+#: given), ``ext`` (an extension message out of place), ``hello``/``ready`` (the channel's
+#: handshake, no secret), ``unknown`` (a kind nobody has), ``replay`` (the last frame again),
+#: ``badjson`` (a body that is not JSON), ``liar`` (a body length past the envelope),
+#: ``mac`` (a MAC although neither side has a secret), ``wait`` (read for a second).
+FAKE_STEPS = frozenset(
+    {"connect", "ext", "hello", "ready", "unknown", "replay", "badjson", "liar", "mac", "wait"}
+)
+
+
+def fake_primary(
+    host: Host,
+    server: str,
+    port: int,
+    name: str,
+    steps: Sequence[str],
+    *,
+    vendor: str = "tandem-0.1",
+    hold: float = 2.0,
+) -> dict[str, object]:
+    """Play a failover primary from ``host`` against the server at ``server:port``: ``steps``
+    (``FAKE_STEPS``), then ``hold`` seconds of reading. Returns ``{"closed": bool, "types":
+    [message types received]}``: whether the server closed the connection, and what it sent."""
+    bad = [s for s in steps if s not in FAKE_STEPS]
+    if bad:
+        raise LabError(f"fake_primary: unknown steps {bad}")
+    args = [server, str(port), name, vendor, str(hold), ",".join(steps)]
+    cmd = [*host.exec_prefix(), sys.executable, "-c", _FAKE_PRIMARY, *args]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30 + hold, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise LabError(f"[{host.name}] fake primary: {exc}") from exc
+    if res.returncode != 0:
+        raise LabError(f"[{host.name}] fake primary exited {res.returncode}: {res.stderr}")
+    closed, _, types = res.stdout.strip().partition(" ")
+    return {"closed": closed == "closed", "types": [int(t) for t in types.split(",") if t]}
+
+
+_FAKE_PRIMARY = r"""
+import socket, struct, sys, time, hmac, hashlib
+from tandem.core.failover.loadbalance import hba_from_split
+from tandem.wire.failover import encode_message
+from tandem.wire.failover_build import build_connect
+from tandem.wire.tandem_ext import EXT_MESSAGE_TYPE, encode_ext
+server, port, name, vendor, hold, steps = sys.argv[1:7]
+s = socket.create_connection((server, int(port)), timeout=5)
+types, closed, seq, last = [], False, 0, b""
+buf = b""
+
+def read(seconds):
+    global buf, closed
+    s.settimeout(0.1)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not closed:
+        try:
+            chunk = s.recv(65536)
+        except (TimeoutError, socket.timeout):
+            continue
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            closed = True
+            break
+        buf += chunk
+        while len(buf) >= 2 and len(buf) >= int.from_bytes(buf[:2], "big") >= 12:
+            n = int.from_bytes(buf[:2], "big")
+            types.append(buf[2])
+            buf = buf[n:]
+
+def raw(kind, body, blen=None, mac=False):
+    kb = kind.encode()
+    env = struct.pack("!BBQB", 1, 1 if mac else 0, seq, len(kb)) + kb
+    env += struct.pack("!H", len(body) if blen is None else blen) + body
+    if mac:
+        env += hmac.new(b"k" * 32, env, hashlib.sha256).digest()
+    head = struct.pack("!HBBII", 16 + len(env), EXT_MESSAGE_TYPE, 12, int(time.time()), seq)
+    return head + struct.pack("!HH", 29, len(env)) + env
+
+for step in [x for x in steps.split(",") if x]:
+    now = int(time.time())
+    frame = b""
+    if step == "connect":
+        frame = encode_message(build_connect(time=now, xid=0, relationship_name=name.encode(),
+            max_unacked=10, receive_timer=60, vendor_class=vendor, mclt=3600,
+            hba=hba_from_split(256)))
+    elif step in ("ext", "hello"):
+        hello = {"v": 1, "nonce": "ab" * 16, "auth": False}
+        frame = encode_ext("hello", 0, hello, time=now, key=None)
+    elif step == "ready":
+        frame = encode_ext("ready", seq, {"v": 1}, time=now, key=None)
+    elif step == "unknown":
+        frame = encode_ext("future-thing", seq, {}, time=now, key=None)
+    elif step == "replay":
+        frame = last
+    elif step == "badjson":
+        frame = raw("note", b'{"a": [1,')
+    elif step == "liar":
+        frame = raw("note", b"{}", blen=4000)
+    elif step == "mac":
+        frame = raw("ready", b'{"v":1}', mac=True)
+    elif step == "wait":
+        read(1.0)
+        continue
+    if step in ("hello", "ready", "unknown", "badjson", "liar", "mac"):
+        seq += 1
+    if not closed:
+        try:
+            s.sendall(frame)
+        except OSError:
+            closed = True
+    last = frame
+    read(0.3)
+read(float(hold))
+print("closed" if closed else "open", ",".join(str(t) for t in types))
+"""
