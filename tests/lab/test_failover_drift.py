@@ -9,7 +9,9 @@ channel up; a different one refuses the extension while failover stays NORMAL.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,16 @@ def test_drift_is_reported_on_both_peers_with_file_and_line(lab: Lab, case: str)
     assert f"({conf_path(secondary)}:{sline})" in out, out
     rc, out = check_peer(secondary.host, sec)
     assert rc == 0 and "agrees with the peer" in out, out
+
+    # The secondary's file is fixed and reloaded (SIGHUP): the new digest reaches the
+    # primary, both agree, the metric drops to 0.
+    assert secondary.server is not None
+    secondary.server.conf_path.write_text(SEED_SECONDARY, encoding="utf-8")
+    os.kill(secondary.server.proc.pid, signal.SIGHUP)
+    for node in (primary, secondary):
+        wait_for(lambda n=node: drift_of(n)["state"] == "agree", 20, "agreement after reload")  # type: ignore[misc]
+        assert drift_metric(node) == 0
+    assert "configuration agrees with the peer's now" in primary.log()
 
 
 def test_equal_configs_report_no_drift(lab: Lab) -> None:
