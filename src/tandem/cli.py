@@ -10,6 +10,7 @@ Subcommands::
 
     tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N] [-d] [IFACE...]
     tandem check [CONFIG]            # like -t
+    tandem check --peer URL [--http-token-file F] [-cf FILE]   # drift against a running peer
     tandem check-leases [LEASES]     # like -T
     tandem status [--control FILE] [--json]
     tandem partner-down NAME [--control FILE]
@@ -17,6 +18,8 @@ Subcommands::
 
 ``--failover-role primary|secondary`` says which side of each ``failover peer`` block this host
 takes when its addresses do not (config/sides.py): the same file serves both peers.
+``--peer-secret FILE`` authenticates the extension channel between two Tandem peers
+(tandem.core.failover.ext; the same file on both).
 
 The control socket defaults to the pid file's name with ``.ctl`` (``/run/tandem.ctl``); the
 ``status`` and ``partner-down`` commands accept ``-pf``/``--pid`` to find it the same way. Both
