@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from ipaddress import IPv4Address
 
 import pytest
+from tests.core.corekit import FakeClient, config, mac
 
 from tandem.config.model import Host, Location
 from tandem.core.hostsync import HostSync
@@ -18,7 +19,6 @@ from tandem.core.reservations import (
     option_to_kea,
 )
 from tandem.core.server import DhcpServer
-from tests.core.corekit import FakeClient, config, mac
 
 A = IPv4Address
 T0 = 1_700_000_000
@@ -117,14 +117,14 @@ def test_conflicts_with_dynamic_hosts_and_leases_are_refused() -> None:
     table = bound(srv)
     table.add(rec(), T0)
     with pytest.raises(
-        ReservationError, match="address 192.0.2.150 is already reserved for host printer"
+        ReservationError, match=r"address 192\.0\.2\.150 is already reserved for host printer"
     ):
         table.add(rec("other", mac(2)), T0)
     with pytest.raises(ReservationError, match="hw-address 52:54:00:00:00:01 is already reserved"):
         table.add(rec("other", mac(1), "192.0.2.151"), T0)
     FakeClient(srv, mac(5)).dora(T0)  # 192.0.2.100, ACTIVE
     with pytest.raises(
-        ReservationError, match="address 192.0.2.100 is leased to 52:54:00:00:00:05"
+        ReservationError, match=r"address 192\.0\.2\.100 is leased to 52:54:00:00:00:05"
     ):
         table.add(rec("third", mac(3), "192.0.2.100"), T0)
     # The holder itself may reserve its own leased address.
@@ -276,3 +276,14 @@ def test_link_down_answers_a_pending_op() -> None:
     pair.queue.clear()  # lost with the link
     pair.sync[0].ext_down("fo", T0)
     assert p.answers["fo"][0] and "reconnect" in p.answers["fo"][1]
+
+
+def test_a_change_is_stamped_after_the_entry_it_replaces() -> None:
+    """The peer's add came from a clock ahead of ours, or in the same second from a
+    'larger' origin: our delete must still win."""
+    srv = server()
+    table = bound(srv, "a")
+    theirs = Reservation("p", (1, mac(1)), None, A("192.0.2.150"), stamp=(T0 + 30, 7, "z"))
+    assert table.merge(theirs) is None
+    tomb, _ = table.delete("p", T0)
+    assert tomb.stamp > theirs.stamp and tomb.stamp == (T0 + 30, 8, "a")

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Address
+from typing import Any
 
 from tandem.config.model import Host, OptionSet
 from tandem.core.lease import BindingState
@@ -376,9 +377,16 @@ class Reservations:
 
     # --- changes -----------------------------------------------------------------------
 
-    def stamp(self, now: int) -> Stamp:
-        self._seq += 1
-        return (now, self._seq, self.origin)
+    def stamp(self, now: int, after: Stamp = NO_STAMP) -> Stamp:
+        """A new stamp of ours, later than ``after`` (the entry it replaces) even when the
+        peer's clock is ahead of ours or the change comes in the same second."""
+        t = max(now, after[0])
+        self._seq = max(self._seq + 1, after[1] + 1 if t == after[0] else 0)
+        return (t, self._seq, self.origin)
+
+    def _after(self, name: str) -> Stamp:
+        old = self.entries.get(name)
+        return NO_STAMP if old is None else old.stamp
 
     def add(self, rec: Reservation, now: int) -> tuple[Reservation, Reservation | None]:
         """A new local reservation: (the stamped record to write, the entry it replaced)."""
@@ -387,7 +395,7 @@ class Reservations:
         why = self.conflict(rec)
         if why is not None:
             raise ReservationError(why)
-        stamped = replace(rec, stamp=self.stamp(now))
+        stamped = replace(rec, stamp=self.stamp(now, self._after(rec.name)))
         return stamped, self._put(stamped)
 
     def delete(self, name: str, now: int) -> tuple[Reservation, Reservation | None]:
@@ -395,7 +403,7 @@ class Reservations:
         old = self.entries.get(name)
         if old is None or old.deleted:
             raise ReservationError(f"no dynamic host named {name}")
-        tomb = Reservation(name, deleted=True, stamp=self.stamp(now))
+        tomb = Reservation(name, deleted=True, stamp=self.stamp(now, old.stamp))
         return tomb, self._put(tomb)
 
     def merge(self, rec: Reservation) -> str | None:
@@ -421,6 +429,12 @@ class Reservations:
         back = previous if previous is not None else Reservation(name, deleted=True)
         self._put(back)
         return back
+
+    def restamp(self, rec: Reservation, now: int) -> Reservation:
+        """``rec`` again as a new change of ours (an undo some peer must take too)."""
+        again = replace(rec, stamp=self.stamp(now, self._after(rec.name)))
+        self._put(again)
+        return again
 
     def _put(self, rec: Reservation) -> Reservation | None:
         old = self.entries.get(rec.name)
@@ -449,14 +463,10 @@ class Reservations:
         hosts, db = self._hosts, self._db
         if hosts is None or db is None or rec.address is None:
             return
-        for table, key in ((hosts.by_uid, rec.client_id), (hosts.by_hw, rec.hardware)):
-            if key is None:
-                continue
-            lst = table.get(key)  # type: ignore[call-overload]
-            if lst:
-                lst[:] = [h for h in lst if h.name != rec.name]
-                if not lst:
-                    del table[key]  # type: ignore[arg-type]
+        if rec.client_id is not None:
+            _drop(hosts.by_uid, rec.client_id, rec.name)
+        if rec.hardware is not None:
+            _drop(hosts.by_hw, rec.hardware, rec.name)
         a = int(rec.address)
         if any(a in h.fixed_addresses for h in self._config):
             return
@@ -467,6 +477,14 @@ class Reservations:
             lease = db.materialize(a)
             if lease.binding_state in (BindingState.FREE, BindingState.BACKUP):
                 db.requeue(lease)
+
+
+def _drop(table: dict[Any, list[Host]], key: object, name: str) -> None:
+    lst = table.get(key)
+    if lst:
+        lst[:] = [h for h in lst if h.name != name]
+        if not lst:
+            del table[key]
 
 
 def _when(stamp: Stamp) -> str:

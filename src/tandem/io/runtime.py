@@ -25,6 +25,7 @@ from tandem import BUILD, __version__
 from tandem.config.model import Config, Param
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
+from tandem.io import hostcmds
 from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer
@@ -216,6 +217,10 @@ def serve(opts: Options) -> int:
     endpoint.events = runner.submit
 
     runtime.local = local  # a reload takes the same sides
+    # Dynamic reservations (reservation-add ...): the lease file's host blocks, served.
+    runtime.hosts = hostcmds.start(
+        server, contents.hosts.values(), commit, runtime.commands, emit=emit
+    )
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -245,6 +250,7 @@ class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
 
     local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
+    hosts: hostcmds.HostService | None = None  # dynamic reservations (serve sets it)
 
     def __init__(
         self,
@@ -418,6 +424,8 @@ class Runtime:
             self.links = swap.links
             self.endpoint._after_commit = swap.links.after_batch
         self.commands.rebind(self.server, self.links)
+        if self.hosts is not None:
+            hostcmds.bind(self.hosts.table, self.server)  # the new server serves them too
         return swap.result
 
     def status_line(self) -> str:
