@@ -31,6 +31,7 @@ from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer
 from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.events import EventRunner, log_writer
+from tandem.io.extension import SecretError, extension_setup
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.hostside import reload_sides, take_sides
@@ -101,6 +102,10 @@ def serve(opts: Options) -> int:
     except Exception as exc:  # HttpError, or the HTTP packages missing (make deps)
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
+    try:
+        ext = extension_setup(opts.peer_secret)  # the Tandem extension channel (before a chroot)
+    except SecretError as exc:
+        return give_up(opts, str(exc))
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
     local = local_addresses(all_ifaces)  # the side of each peer block (config/sides.py)
     sided = take_sides(config, local, opts.failover_role, lambda text: say(opts, text))
@@ -153,7 +158,7 @@ def serve(opts: Options) -> int:
     if not chosen:
         return give_up(opts, "Not configured to listen on any interfaces!")
 
-    setup = FailoverSetup(config, contents.failover_states, int(time.time()))
+    setup = FailoverSetup(config, contents.failover_states, int(time.time()), ext=ext)
     server = DhcpServer(
         config,
         leases=contents.leases.values(),
