@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from ipaddress import AddressValueError, IPv4Address
@@ -46,6 +47,8 @@ log = logging.getLogger("tandem")
 #: How long reservation-add / -del wait for the connected peers' answers (seconds).
 PEER_WAIT: Final = 2.0
 COMMIT_TIMEOUT: Final = 10.0
+#: Largest reservation (its JSON form) replicated in one extension message (body <= 1955).
+MAX_RECORD: Final = 1500
 
 Args = dict[str, object]
 Reply = dict[str, object]
@@ -78,6 +81,7 @@ class HostService:
         self._clock = clock
         self.commands: Commands | None = None
         self._futures: dict[int, asyncio.Future[Pending]] = {}
+        self._pump_queued = False
         sync.notify = self.pump
         sync.on_answer = self._answered
 
@@ -285,6 +289,11 @@ class HostService:
             hostname,
             tuple(options),
         )
+        if len(json.dumps(rec.to_json())) > MAX_RECORD:
+            raise _Refused(
+                "reservation-add: the reservation is too large to replicate (options: at most "
+                f"{MAX_RECORD} bytes of JSON in all)"
+            )
         sid = res.get("subnet-id")
         if sid is not None:
             if not isinstance(sid, int) or isinstance(sid, bool):
@@ -389,7 +398,21 @@ class HostService:
         await asyncio.wait_for(fut, COMMIT_TIMEOUT)
 
     def pump(self) -> None:
-        """HostSync has writes, log lines or held acks: write, then send once durable."""
+        """HostSync has writes, log lines or held acks: handled on the loop's next turn
+        (``notify`` comes from inside the engine's receive, which must finish first)."""
+        if self._pump_queued:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._pump_now()
+            return
+        self._pump_queued = True
+        loop.call_soon(self._pump_now)
+
+    def _pump_now(self) -> None:
+        """Write what HostSync took in, then send the acks that wait for it once durable."""
+        self._pump_queued = False
         lines = self.sync.take_log()
         for loud, text in lines:
             (log.error if loud else log.info)("%s", text)
@@ -475,25 +498,33 @@ def _hex(command: str, value: object, key: str) -> bytes:
     return raw
 
 
+def feature() -> HostSync:
+    """The replication feature, made before the failover engines (they take it at
+    construction) over a table that ``start`` binds once the server exists."""
+    return HostSync(Reservations())
+
+
 def start(
     server: DhcpServer,
     saved: Iterable[Reservation],
     commit: GroupCommit | None,
     commands: Commands,
+    sync: HostSync | None = None,
     *,
     emit: Callable[[list[str]], None] | None = None,
 ) -> HostService:
     """The reservation table of a server starting up: the lease file's dynamic hosts served,
     the commands registered. Stamps name this server by its failover address (or "local")."""
+    sync = sync or feature()
+    table = sync.table
     peers = server.config.failover_peers
-    origin = str(peers[0].address) if peers else "local"
-    table = Reservations(origin)
+    table.origin = str(peers[0].address) if peers else "local"
     bind(table, server)
     for line in table.load(saved):
         log.warning("%s", line)
         if emit is not None:
             emit([line])
-    service = HostService(table, HostSync(table), commit, emit=emit)
+    service = HostService(table, sync, commit, emit=emit)
     service.register(commands)
     return service
 

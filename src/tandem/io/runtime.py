@@ -103,7 +103,10 @@ def serve(opts: Options) -> int:
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
     try:
-        ext = extension_setup(opts.peer_secret)  # the Tandem extension channel (before a chroot)
+        # The Tandem extension channel (before a chroot), and the features riding it:
+        # replicated reservations (io/hostcmds.py; bound to the server below).
+        hostsync = hostcmds.feature()
+        ext = extension_setup(opts.peer_secret, features=(hostsync,))
     except SecretError as exc:
         return give_up(opts, str(exc))
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
@@ -224,7 +227,7 @@ def serve(opts: Options) -> int:
     runtime.local = local  # a reload takes the same sides
     # Dynamic reservations (reservation-add ...): the lease file's host blocks, served.
     runtime.hosts = hostcmds.start(
-        server, contents.hosts.values(), commit, runtime.commands, emit=emit
+        server, contents.hosts.values(), commit, runtime.commands, hostsync, emit=emit
     )
     try:
         asyncio.run(runtime.run())
