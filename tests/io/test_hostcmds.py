@@ -13,6 +13,7 @@ import pytest
 from tests.core.corekit import FakeClient, mac
 
 from tandem.config import parse_text
+from tandem.core.reload import plan, rebuild
 from tandem.core.server import DhcpServer
 from tandem.io import hostcmds
 from tandem.io.commands import WRITE_COMMANDS, Commands, Request
@@ -261,3 +262,16 @@ def test_offline_changes_meet_on_reconnect(tmp_path: Path) -> None:
         assert s.served(mac(1)) == A("192.0.2.105")
 
     asyncio.run(scenario())
+
+
+def test_a_reload_keeps_serving_the_reservations(tmp_path: Path) -> None:
+    node = Node(tmp_path / "a.leases")
+    node.run("reservation-add", ADD)
+    text = CONF + "host cfg2 { hardware ethernet 52:54:00:00:00:78; fixed-address 192.0.2.8; }\n"
+    new_config = parse_text(text)
+    server, _ = rebuild(node.server, new_config, {}, plan(node.server.config, new_config), now=T0)
+    hostcmds.bind(node.hosts.table, server)  # what Runtime._apply does after the swap
+    off = FakeClient(server, mac(1)).send(1, T0)
+    assert off.reply is not None and off.reply.packet.yiaddr == A("192.0.2.105")
+    other = FakeClient(server, mac(2)).send(1, T0, requested="192.0.2.105")
+    assert other.reply is not None and other.reply.packet.yiaddr != A("192.0.2.105")
