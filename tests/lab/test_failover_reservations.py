@@ -20,6 +20,7 @@ from failover_kit import NAME, SEED_PRIMARY, SEED_SECONDARY, Node, derive, pair_
 from tandem.io.control import control_path_for, request
 from tandem.lab.clients import Dhclient, Udhcpc
 from tandem.lab.netns import Lab
+from tandem.lab.servers import run_dhcpd, run_tandem
 
 pytestmark = [
     pytest.mark.lab,
@@ -147,3 +148,39 @@ def test_mixed_pair_says_the_dhcpd_partner_does_not_have_it(lab: Lab) -> None:
     res = h1.run(["dhcpd", "-4", "-T", "-cf", str(conf), "-lf", str(copy)], check=False)
     assert res.returncode == 0, res.stderr
     assert "Lease file test successful" in res.stderr
+
+
+STANDALONE = """authoritative;
+default-lease-time 600;
+subnet 192.0.2.0 netmask 255.255.255.0 {
+  range 192.0.2.100 192.0.2.200;
+}
+"""
+
+
+def test_dhcpd_serves_the_host_blocks_tandem_wrote(lab: Lab) -> None:
+    """The lease file is dhcpd's: stop Tandem, start dhcpd 4.4 on the same file, and dhcpd
+    serves the reservation (and not the one deleted afterwards)."""
+    srv = lab.add_host("srv1", "192.0.2.1/24")
+    leases = srv.workdir / "shared.leases"
+    tandem = run_tandem(srv, STANDALONE, leases)
+    kept, gone = Udhcpc(lab.add_host("cli1")), Udhcpc(lab.add_host("cli2"))
+    ctl = control_path_for(str(srv.workdir / "tandem.pid"))
+    for client, addr in ((kept, RESERVED), (gone, "192.0.2.151")):
+        res = {"reservation": {"hw-address": client.mac(), "ip-address": addr}}
+        answer = request(ctl, {"command": "reservation-add", "arguments": res})
+        assert answer == {"result": 0, "text": "Host added."}, answer
+    answer = request(
+        ctl, {"command": "reservation-del", "arguments": {"ip-address": "192.0.2.151"}}
+    )
+    assert answer["result"] == 0, answer
+    assert lease_of(kept) == RESERVED
+    tandem.stop()
+    dhcpd = run_dhcpd(srv, STANDALONE, leases)
+    try:
+        assert lease_of(kept) == RESERVED
+        assert lease_of(gone) not in ("192.0.2.151", RESERVED)
+        # dhcpd serves it and, as for any fixed-address inside a range, warns about it.
+        assert f"DHCPACK on {RESERVED} to {kept.mac()}" in dhcpd.log()
+    finally:
+        dhcpd.stop()

@@ -118,6 +118,8 @@ class HostSync:
                 self._loud(peer, f"refused {_label(obj)}: {why}")
             ack: dict[str, object] = {"op": op, "ok": ok, "reason": why}
             if status == "applied":
+                done = "deleted" if obj.get("deleted") is True else "added"
+                self._log.append((False, f"failover peer {peer}: {_label(obj)} {done} by the peer"))
                 self._held.append((peer, "host-ack", ack))  # once the write is durable
             else:
                 send = self.peers.get(peer)
