@@ -58,10 +58,10 @@ Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lea
               [-pf pid-file] [-ctl control-socket] [--no-pid]
               [-user user] [-group group] [-chroot dir]
               [--http ADDR:PORT|off] [--http-token-file FILE]
-              [--failover-role primary|secondary] [if0 [...ifN]]
+              [--failover-role primary|secondary] [--peer-secret FILE] [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
                     [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
-                    [--failover-role primary|secondary] [-d] [if0 ...]
+                    [--failover-role primary|secondary] [--peer-secret FILE] [-d] [if0 ...]
        tandem check [CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
@@ -124,6 +124,7 @@ def parse_args(argv: list[str]) -> Options:
             "-play",
             *_HTTP_OPTIONS,
             "--failover-role",
+            "--peer-secret",
         ):
             value = next(it, None)
             if value is None:
@@ -152,6 +153,8 @@ def parse_args(argv: list[str]) -> Options:
                 _set_http(opts, arg, value)
             elif arg == "--failover-role":
                 opts.failover_role = _role(value)
+            elif arg == "--peer-secret":
+                opts.peer_secret = value
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -250,6 +253,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
             "-ctl",
             "-pf",
             "--failover-role",
+            "--peer-secret",
             "-o",
         ):
             value = next(it, None)
@@ -259,6 +263,8 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
                 opts.config = value
             elif arg == "--failover-role":
                 opts.failover_role = _role(value)
+            elif arg == "--peer-secret":
+                opts.peer_secret = value
             elif arg == "-o" and name == "export-partner-config":
                 opts.output = value
             elif arg == "-o":
