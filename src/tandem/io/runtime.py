@@ -26,6 +26,7 @@ from tandem.config.model import Config, Param
 from tandem.core.failover.drift import DriftFeature
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
+from tandem.io import hostcmds
 from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.config_check import digest_commands
@@ -110,10 +111,13 @@ def serve(opts: Options) -> int:
         print("Configuration file errors encountered -- exiting", file=sys.stderr)
         return 1
     config = sided
-    # The Tandem extension channel and its features (io/extension.py), before a chroot.
+    # The Tandem extension channel (io/extension.py), before a chroot, and the features
+    # riding it: drift detection (core/failover/drift.py) and replicated reservations
+    # (io/hostcmds.py; bound to the server below).
     drift = DriftFeature(config, emit_stderr if opts.debug else emit_log)
+    hostsync = hostcmds.feature()
     try:
-        ext = extension_setup(opts.peer_secret, features=(drift,))
+        ext = extension_setup(opts.peer_secret, features=(drift, hostsync))
     except SecretError as exc:
         return give_up(opts, str(exc))
     if opts.chroot:
@@ -226,6 +230,10 @@ def serve(opts: Options) -> int:
 
     runtime.local = local  # a reload takes the same sides
     runtime.drift = drift  # a reload recomputes and re-sends the digest
+    # Dynamic reservations (reservation-add ...): the lease file's host blocks, served.
+    runtime.hosts = hostcmds.start(
+        server, contents.hosts.values(), commit, runtime.commands, hostsync, emit=emit
+    )
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -256,6 +264,7 @@ class Runtime:
 
     local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
     drift: DriftFeature | None = None  # drift detection over the extension channel
+    hosts: hostcmds.HostService | None = None  # dynamic reservations (serve sets it)
 
     def __init__(
         self,
@@ -432,6 +441,8 @@ class Runtime:
             self.links = swap.links
             self.endpoint._after_commit = swap.links.after_batch
         self.commands.rebind(self.server, self.links)
+        if self.hosts is not None:
+            hostcmds.bind(self.hosts.table, self.server)  # the new server serves them too
         if self.drift is not None and swap.result.ok:
             self.drift.update(config, int(time.time()))  # the new digest to every Tandem peer
             if self.links is not None:
