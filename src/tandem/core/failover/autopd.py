@@ -104,8 +104,9 @@ class AutoPDSettings:
     @property
     def n_eff_ms(self) -> int:
         """N, raised when needed so that the evidence can chain (documented as "effective N":
-        N - margin must exceed the staleness plus two probe intervals)."""
-        floor = self.staleness_ms + 2 * self.probe_every_ms + FIXED_MARGIN_MS
+        N - margin must exceed the staleness, two probe intervals and the partner's CONTACT
+        interval, max-response-delay / 3, so a healthy link needs no probes)."""
+        floor = self.staleness_ms + 2 * self.probe_every_ms + FIXED_MARGIN_MS + self.mrd_ms // 3
         n = max(self.n_ms, floor + rate_margin(floor) + FIXED_MARGIN_MS + 1)
         while n - self.margin_for(n) <= floor:
             n += 1000
@@ -124,6 +125,11 @@ class AutoPartnerDown:
         self.n = settings.n_eff_ms
         self.chain = self.n - settings.margin_for(self.n)
         self.staleness = settings.staleness_ms
+        # Probe (and ask the witness) once the link has been quiet this long: a probe sent
+        # then still joins the chain the last failover message left, one interval to spare.
+        self.quiet = max(
+            settings.probe_every_ms, self.chain - self.staleness - settings.probe_every_ms
+        )
         self.state = "startup"
         self.linked = False  # a live link on which the partner's STATE was seen
         self.forced = False  # PARTNER-DOWN by the operator's command
@@ -281,13 +287,13 @@ class AutoPartnerDown:
         return why
 
     def probe_due(self, now: int) -> bool:
-        quiet = not self.linked or now - self.last_rx >= self.settings.probe_every_ms
+        quiet = not self.linked or now - self.last_rx >= self.quiet
         return quiet and now >= self.next_probe
 
     def ask_due(self, now: int) -> bool:
         if not self.settings.witness:
             return False
-        quiet = not self.linked or now - self.last_rx >= self.ask_every
+        quiet = not self.linked or now - self.last_rx >= self.quiet
         return (quiet or self.state == PARTNER_DOWN) and now >= self.next_ask
 
     def next_deadline(self, now: int) -> int | None:
@@ -296,12 +302,12 @@ class AutoPartnerDown:
         if not self.linked:
             times.append(self.next_probe)
         else:
-            times.append(max(self.next_probe, self.last_rx + self.settings.probe_every_ms))
+            times.append(max(self.next_probe, self.last_rx + self.quiet))
         if self.settings.witness:
             if not self.linked or self.state == PARTNER_DOWN:
                 times.append(self.next_ask)
             else:
-                times.append(max(self.next_ask, self.last_rx + self.ask_every))
+                times.append(max(self.next_ask, self.last_rx + self.quiet))
         times.append(self.covered_until - FENCE_EARLY_MS)
         times.append(self.last_heard + self.n)
         if self.grant_until is not None:
