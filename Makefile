@@ -37,12 +37,15 @@ fuzz: deps
 	$(VENV)/bin/pip install -q --only-binary=atheris 'atheris>=2.3'
 	$(PY) fuzz/run_all.py
 
-# Deterministic failover simulator, 10,000 seeds (tests run 300); a violation prints the
+# Deterministic failover simulator, 10,000 seeds (tests run 300), every one with Tandem's
+# auto-partner-down (docs/AUTO-PARTNER-DOWN.md), then dhcpd's timer rule for contrast; a violation prints the
 # seed and a shrunk fault schedule: rerun it with  python -m tandem.sim --seed N -v
 # Then the crash soak: a real Tandem failover pair under perfdhcp load, kill -9 100 times;
 # every DHCPACK captured on the wire must be in its server's lease file (tests run 20 kills).
 soak: deps
 	$(PY) -m tandem.sim --seeds 10000 --jobs $$(nproc)
+	@echo "dhcpd's blind auto-partner-down on the same schedules (the contrast, violations expected):"
+	-$(PY) -m tandem.sim --seeds 10000 --jobs $$(nproc) --no-shrink --blind-auto-partner-down | tail -n 2
 	$(PY) bench/crash_soak.py --kills 100
 
 docs: deps

@@ -18,13 +18,14 @@ from tandem.config import parse_text
 from tandem.config.model import Config
 from tandem.config.seed import SEED_PRIMARY, SEED_SECONDARY
 
-__all__ = ["PRIMARY_IP", "SECONDARY_IP", "VARIANTS", "Variant", "configs"]
+__all__ = ["AUTO_PARTNER_DOWN", "PRIMARY_IP", "SECONDARY_IP", "VARIANTS", "Variant", "configs"]
 
 PRIMARY_IP = IPv4Address("192.0.2.1")
 SECONDARY_IP = IPv4Address("192.0.2.2")
 
 
 _RANGE = "range 192.0.2.100 192.0.2.200;"
+AUTO_PARTNER_DOWN = 30  #: ``auto-partner-down N;`` in every variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,12 @@ class Variant:
 
     def text(self, role: str) -> str:
         text = SEED_PRIMARY if role == "primary" else SEED_SECONDARY
+        # Every variant runs with auto-partner-down on, a short N (the rule may raise it to
+        # what the link's max-response-delay needs: AutoPDSettings.n_eff_ms).
+        text = text.replace(
+            "load balance max seconds 3;",
+            f"load balance max seconds 3;\n        auto-partner-down {AUTO_PARTNER_DOWN};",
+        )
         if self.name == "seed":
             return text
         text = text.replace("max-response-delay 60;", f"max-response-delay {self.mrd};")

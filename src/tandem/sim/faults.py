@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-__all__ = ["KINDS", "Fault", "describe", "draw_faults", "draw_handovers"]
+__all__ = ["KINDS", "Fault", "describe", "draw_apd_faults", "draw_faults", "draw_handovers"]
 
 SECOND = 1000  # the simulator's clock counts milliseconds
 
@@ -37,6 +37,10 @@ class Fault:
     * ``clock``: ``node``'s clock is off by ``value`` ms for the whole run.
     * ``handover``: ``node`` gets SIGTERM at ``start`` (a planned stop: it hands over, see
       tandem.core.failover.handover) and is started again at ``end``.
+    * ``part``: the links named in ``node`` (comma-separated: ``failover``, ``client:NAME``,
+      ``witness:NAME``; see tandem.sim.apd) are partitioned during [start, end).
+    * ``wcrash``: the witness dies at ``start`` and restarts at ``end`` from its record.
+    * ``rate``: ``node``'s (or the witness's) monotonic clock runs ``value`` ppm fast or slow.
     """
 
     kind: str
@@ -91,6 +95,58 @@ def draw_handovers(rng: random.Random, duration: int, max_stops: int = 3) -> lis
     return out
 
 
+_P, _S = "client:primary", "client:secondary"
+_WP, _WS = "witness:primary", "witness:secondary"
+#: Link sets a ``part`` fault cuts. Without a witness only the failover link: a client side
+#: cut while the failover link is down (even by another fault) is what no timer tells apart
+#: from a dead partner (docs/AUTO-PARTNER-DOWN.md, "without a witness").
+LINK_SETS = (
+    ("failover",),
+    (_P,),
+    (_S,),
+    (_WP,),
+    (_WS,),
+    ("failover", _P),
+    ("failover", _S),
+    ("failover", _WP),
+    ("failover", _WS),
+    ("failover", _P, _WP),  # the primary cut off from everything
+    ("failover", _S, _WS),
+    ("failover", _P, _WS),
+    ("failover", _WP, _WS),
+    (_P, _S),
+    ("failover", _P, _S, _WP, _WS),  # everything
+)
+NO_WITNESS_SETS = (("failover",),)
+
+
+def draw_apd_faults(
+    rng: random.Random, duration: int, witness: bool, max_faults: int = 5
+) -> list[Fault]:
+    """Partitions of link sets, witness crashes and clock rates (their own random stream, so
+    every seed's other faults stay as they were drawn before)."""
+    out: list[Fault] = []
+    sets = LINK_SETS if witness else NO_WITNESS_SETS
+    for _ in range(rng.randint(0, max_faults)):
+        start = rng.randrange(0, duration)
+        length = rng.choice(
+            (
+                rng.randrange(SECOND, 60 * SECOND),
+                rng.randrange(SECOND, max(2 * SECOND, duration // 3)),
+            )
+        )
+        end = min(duration, start + length)
+        what = rng.random()
+        if what < 0.6:
+            out.append(Fault("part", start, end, ",".join(rng.choice(sets))))
+        elif what < 0.8 and witness:
+            out.append(Fault("wcrash", start, end))
+        else:
+            node = rng.choice((*NODES, "witness") if witness else NODES)
+            out.append(Fault("rate", 0, 0, node, rng.randrange(-9000, 9001)))
+    return out
+
+
 def describe(f: Fault) -> str:
     """One line, with times in seconds."""
     s, e = f.start / SECOND, f.end / SECOND
@@ -105,6 +161,12 @@ def describe(f: Fault) -> str:
         return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  {f.node} ({how})"
     if f.kind == "handover":
         return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  {f.node} (SIGTERM, then a restart)"
+    if f.kind == "part":
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  {f.node}"
+    if f.kind == "wcrash":
+        return f"{f.kind:12} {s:9.3f}s .. {e:9.3f}s  the witness"
+    if f.kind == "rate":
+        return f"{f.kind:12} {f.node} monotonic clock {int(f.value):+d} ppm"
     if f.kind == "partner_down":
         return f"{f.kind:12} {s:9.3f}s               on {f.node}"
     return f"{f.kind:12} {f.node} off by {int(f.value)} ms"

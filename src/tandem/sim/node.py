@@ -17,10 +17,12 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Protocol
 
 from tandem.config.model import Config
+from tandem.core.failover.autopd_hook import AutoPDHook, attach, settings_for
 from tandem.core.failover.engine import FailoverEngine, FailoverSetup
 from tandem.core.failover.handover import HANDOVER_SECONDS
 from tandem.core.server import DhcpServer
 from tandem.core.types import Reply, RxMeta
+from tandem.core.witness import WitnessRequest
 from tandem.sim.journal import SimJournal
 from tandem.wire import dhcp
 from tandem.wire.errors import MalformedPacket
@@ -66,6 +68,10 @@ class NodeWorld(Protocol):
         self, node: SimNode, reply: Reply, ends: int | None, commit: int
     ) -> None: ...
 
+    def apd_probe(self, node: SimNode) -> None: ...
+
+    def apd_ask(self, node: SimNode, req: WitnessRequest) -> None: ...
+
 
 class SimNode:
     """One server process (recreated from its journal on restart; the journal survives)."""
@@ -94,12 +100,22 @@ class SimNode:
         self.log: list[str] = []
         self.starts = 0
         self.stopping = False  # SIGTERM received: handing over, then exiting
+        # Tandem's auto-partner-down rule (None: off, or dhcpd's blind timer)
+        self.rule = "tandem"
+        self.witness = False
+        self.rate_ppm = 0  # the monotonic clock's rate error
+        self.hook: AutoPDHook | None = None
+        self.apd_at: int | None = None
 
     # --- clocks ---------------------------------------------------------------------------
 
     def now(self) -> int:
         """This server's wall clock in whole seconds (its offset included)."""
         return T0 + (self.world.t + self.offset_ms) // 1000
+
+    def mono(self) -> int:
+        """This server's monotonic clock, ms (its rate may be off, see sim.apd)."""
+        return self.world.t * (1_000_000 + self.rate_ppm) // 1_000_000
 
     def ms_for(self, at: int) -> int:
         """The virtual time at which this server's clock reads ``at``."""
@@ -118,6 +134,11 @@ class SimNode:
             failover=setup,
         )
         (engine,) = setup.engines.values()
+        self.hook = None
+        settings = settings_for(engine, witness=self.witness, link_delay_ms=3000)
+        if settings is not None and self.rule == "tandem":
+            self.hook = attach(engine, settings, mono=self.mono())
+        self.apd_at = None
         self.journal.rewrite(server.leases(), contents.failover_states.values())
         self.server, self.engine = server, engine
         self.up = True
@@ -187,6 +208,11 @@ class SimNode:
             return
         meta = RxMeta("eth0", (self.iface,), src_ip, 68, unicast)
         now = self.now()
+        if self.hook is not None and self.engine is not None:
+            before = self.engine.machine.state
+            self.hook.service(now=now, mono=self.mono())
+            if self.engine.machine.state is not before:
+                self.service()
         out = self.server.handle(packet, meta, now)
         if out.ping is not None:
             # ping-check: the simulated network has no squatters, so every ping times out,
@@ -228,6 +254,7 @@ class SimNode:
         engine = self.engine
         if not self.up or engine is None:
             return
+        self._apd()
         leases, states = engine.take_writes()
         for lease in leases:
             self.journal.append(lease)
@@ -301,8 +328,62 @@ class SimNode:
 
     def partner_down(self) -> None:
         if self.engine is not None and not self.stopping:
-            self.engine.partner_down(self.now())
+            if self.hook is not None:
+                self.hook.operator_partner_down(now=self.now(), mono=self.mono())
+            else:
+                self.engine.partner_down(self.now())
             self.service()
+
+    # --- auto-partner-down: what io/probe.py and io/witness_client.py do ------------------
+
+    def _apd(self) -> None:
+        hook, engine = self.hook, self.engine
+        if hook is None or engine is None:
+            return
+        now, mono = self.now(), self.mono()
+        hook.service(now=now, mono=mono)
+        rule = hook.rule
+        if rule.probe_due(mono):
+            rule.probe_sent(mono)
+            self.world.apd_probe(self)
+        if rule.ask_due(mono):
+            rule.witness_asked(mono)
+            want = rule.want_partner_down(mono)
+            req = WitnessRequest(engine.name, engine.role, want, engine.machine.mclt)
+            self.world.apd_ask(self, req)
+        hook.service(now=now, mono=mono)
+        at = hook.next_deadline(mono)
+        if at is not None and at != self.apd_at:
+            self.apd_at = at
+            t = -(-at * 1_000_000 // (1_000_000 + self.rate_ppm))
+            self.world.at(max(t, self.world.t + 1), partial(self._apd_fire, self.epoch, at))
+
+    def _apd_fire(self, epoch: int, at: int) -> None:
+        if epoch != self.epoch or not self.up or at != self.apd_at:
+            return
+        self.apd_at = None
+        self.service()
+
+    def partner_probed(self) -> None:
+        if self.hook is not None and self.up:
+            self.hook.rule.partner_probed(self.mono())
+            self.service()
+
+    def probe_answered(self, sent: int) -> None:
+        if self.hook is not None and self.up:
+            self.hook.rule.probe_answered(sent, self.mono())
+            self.service()
+
+    def witness_answered(self, sent: int, ticket: int, grant: int, partner: bool) -> None:
+        if self.hook is not None and self.up:
+            rule = self.hook.rule
+            rule.witness_answer(
+                sent, self.mono(), ticket_ms=ticket, grant_ms=grant, partner_grant=partner
+            )
+            self.service()
+
+    def fenced(self) -> str | None:
+        return None if self.engine is None else self.engine.machine.fence
 
     def _arm_timer(self) -> None:
         engine = self.engine

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tandem.sim.configs import VARIANTS, Variant
-from tandem.sim.faults import Fault, describe, draw_faults, draw_handovers
+from tandem.sim.faults import Fault, describe, draw_apd_faults, draw_faults, draw_handovers
 from tandem.sim.node import SimNode
 from tandem.sim.world import Violation, World
 
 __all__ = ["Outcome", "plan", "report", "run_seed", "shrink"]
 
 _VARIANT_WEIGHTS = (2, 3, 2, 3, 3)
+WITNESS_SHARE = 0.75
 Patch = Callable[[SimNode], None]
 
 
@@ -38,6 +39,8 @@ def plan(seed: int, duration: int) -> tuple[Variant, list[Fault]]:
     variant = rng.choices(VARIANTS, _VARIANT_WEIGHTS)[0]
     faults = draw_faults(rng, duration * 1000)
     faults += draw_handovers(random.Random(f"{seed}:handover"), duration * 1000)
+    witness = random.Random(f"{seed}:witness").random() < WITNESS_SHARE  # as World draws it
+    faults += draw_apd_faults(random.Random(f"{seed}:apd"), duration * 1000, witness)
     faults.sort(key=lambda f: (f.start, f.kind, f.node))
     return variant, faults
 
@@ -50,12 +53,13 @@ def run_seed(
     faults: list[Fault] | None = None,
     verbose: bool = False,
     patch: Patch | None = None,
+    rule: str = "tandem",
 ) -> Outcome:
     variant, drawn = plan(seed, duration)
     use = drawn if faults is None else faults
     world = World(
         seed, variant, use, clients=clients, duration=duration, verbose=verbose,
-        server_patch=patch,
+        server_patch=patch, rule=rule,
     )  # fmt: skip
     return Outcome(seed, variant, use, world.run(), world)
 
@@ -69,6 +73,7 @@ def shrink(
     duration: int = 3600,
     patch: Patch | None = None,
     budget: int = 200,
+    rule: str = "tandem",
 ) -> tuple[list[Fault], int]:
     """ddmin: a 1-minimal sub-list of ``faults`` still violating invariant ``kind``.
 
@@ -79,7 +84,9 @@ def shrink(
     def fails(sub: list[Fault]) -> bool:
         nonlocal runs
         runs += 1
-        out = run_seed(seed, clients=clients, duration=duration, faults=sub, patch=patch).violation
+        out = run_seed(
+            seed, clients=clients, duration=duration, faults=sub, patch=patch, rule=rule
+        ).violation
         return out is not None and out.kind == kind
 
     if fails([]):

@@ -9,12 +9,10 @@ with that address; each copy may be lost, duplicated or delayed (and so reordere
 fault says so. The failover link is TCP: bytes arrive in order, once; a ``silent``
 partition holds them back until it heals (they still arrive if both ends still exist, else
 the sender gets a reset), a ``cut`` resets both ends at once, and no new connection is
-made during a partition. A crashed process's end is closed by its kernel (the peer sees
-it when the network lets the FIN through). Reconnection is tried every 5 s, as dhcpd does
-after a dropped link. So failover messages are delayed, held back and cut off, but never
-duplicated or reordered (TCP does not do that; re-sent updates after a reconnect are the
-protocol's own duplicates). Each server's clock may be off by up to 30 s from the
-clients' (virtual) time, and the two by at most 30 s from each other.
+made during a partition. A crashed process's end is closed by its kernel. Reconnection is
+tried every 5 s, as dhcpd does. So failover messages are delayed, held back and cut off,
+but never duplicated or reordered (re-sent updates are the protocol's own). Each server's
+clock may be off by up to 30 s from the clients' time, and the two by at most 30 s.
 
 Invariants (checked while the run goes, the first violation ends it):
 
@@ -24,15 +22,17 @@ Invariants (checked while the run goes, the first violation ends it):
   lease databases agree;
 * (d) while both servers are NORMAL, no lease stays EXPIRED or RELEASED longer than
   ``grace`` seconds;
-* (h) a planned stop (SIGTERM) of a server in NORMAL, with the link healthy for its whole
-  length, hands over (the partner is PARTNER-DOWN and has acked everything), and the restart
-  after one that left no refused change behind never waits out the MCLT in RECOVER-WAIT;
+* (h) a planned stop (SIGTERM) in NORMAL on a healthy link hands over, and the restart after
+  one that left no refused change behind never waits out the MCLT in RECOVER-WAIT;
 * (x) the core never raises.
 
-Operator rules (ISC's too: partner-down promises the partner is really down): partner-down
-is only issued when the partner is down or the link is up; a partition does not start while
-one server is in PARTNER-DOWN and its partner is up but unconnected; and a crashed partner
-of a PARTNER-DOWN server is not restarted while a partition is on.
+Every schedule runs with ``auto-partner-down`` on (``configs``), under Tandem's rule (probes,
+a witness in three seeds of four, fencing; ``sim.apd`` has the probe path, the witness and
+its links) or, for contrast, dhcpd's blind timer (``rule="blind"``). Operator rules, for the
+manual ``partner-down`` command only (it promises the partner is really down): it is only
+issued when the partner is down or the link is up; while a server is PARTNER-DOWN by that
+command and its partner is up but unconnected, no partition starts, and a crashed partner is
+not restarted while a partition is on. Automatic partner-down needs no such rule.
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ from ipaddress import IPv4Address
 from tandem.core.failover.handover import unacked_changes
 from tandem.core.lease import BindingState
 from tandem.core.types import Reply
+from tandem.core.witness import WitnessRequest
+from tandem.sim.apd import ApdNet, SimWitness
 from tandem.sim.client import SimClient
+from tandem.sim.compare import missing_ack, same, view
 from tandem.sim.configs import PRIMARY_IP, SECONDARY_IP, Variant, configs
 from tandem.sim.faults import Fault
-from tandem.sim.node import T0, Conn, SimNode
+from tandem.sim.node import Conn, SimNode
 from tandem.wire import dhcp
 
 __all__ = ["Conn", "Violation", "World"]
@@ -92,6 +95,7 @@ class World:
         duration: int = 3600,
         verbose: bool = False,
         server_patch: Callable[[SimNode], None] | None = None,
+        rule: str = "tandem",
     ) -> None:
         self.seed = seed
         self.variant = variant
@@ -120,6 +124,16 @@ class World:
         self.primary = SimNode(self, "primary", pcfg, PRIMARY_IP, offsets["primary"])
         self.secondary = SimNode(self, "secondary", scfg, SECONDARY_IP, offsets["secondary"])
         self.nodes = (self.primary, self.secondary)
+        self.rule = rule
+        self.has_witness = random.Random(f"{seed}:witness").random() < 0.75  # runner too
+        rates = {f.node: int(f.value) for f in faults if f.kind == "rate"}
+        for node in self.nodes:
+            node.rule, node.witness = rule, self.has_witness
+            node.rate_ppm = rates.get(node.name, 0)
+        self.witness = SimWitness(self, rates.get("witness", 0)) if self.has_witness else None
+        self.apd = ApdNet(self, self.witness, random.Random(f"{seed}:apd-net"))
+        self.cuts: dict[str, int] = {}  # link name -> partitions on it (sim.apd)
+        self.forced: set[str] = set()  # PARTNER-DOWN by the operator's command
         self.server_patch = server_patch
         self.clients = [
             SimClient(self, i, random.Random(f"{seed}:client:{i}")) for i in range(clients)
@@ -199,8 +213,9 @@ class World:
         if node.up:
             return
         other = self._other(node)
-        if self.partitions and other.state() == "partner-down":
-            until = max(f.end for f in self.partitions) + 1
+        parted = self.partitions or any(self.cuts.values())
+        if parted and other.state() == "partner-down" and other.name in self.forced:
+            until = max([f.end for f in self.partitions], default=self.t + RECONNECT_MS) + 1
             self.note(f"{node.name}: restart held back until the partition heals")
             self.at(until, partial(self._restart, node))
             return
@@ -224,13 +239,52 @@ class World:
             self.at(f.start, partial(self._partner_down, f))
         elif f.kind == "handover":
             self.at(f.start, partial(self._sigterm, f))
+        elif f.kind == "part":
+            self.at(f.start, partial(self._part_begin, f))
+        elif f.kind == "wcrash":
+            self.at(f.start, partial(self.apd.witness_crash, f.end, self))
+
+    # --- the links of auto-partner-down (sim.apd) ------------------------------------------
+
+    def link_cut(self, name: str) -> bool:
+        return self.cuts.get(name, 0) > 0
+
+    def loss_now(self) -> float:
+        return self._active("loss")
+
+    def apd_probe(self, node: SimNode) -> None:
+        self.apd.probe(node)
+
+    def apd_ask(self, node: SimNode, req: WitnessRequest) -> None:
+        self.apd.ask(node, req)
+
+    def _part_begin(self, f: Fault) -> None:
+        if self.faults_over:
+            return
+        links = f.node.split(",")
+        if "failover" in links:
+            self._partition_begin(Fault("cut", f.start, f.end))
+        self.note(f"partition of {f.node} begins")
+        for link in links:
+            self.cuts[link] = self.cuts.get(link, 0) + 1
+        self.at(f.end, partial(self._part_end, f, links))
+
+    def _part_end(self, f: Fault, links: list[str]) -> None:
+        if self.faults_over:
+            return
+        for link in links:
+            self.cuts[link] = max(0, self.cuts.get(link, 0) - 1)
+        self.note(f"partition of {f.node} ends")
+        for node in self.nodes:
+            node.service()
 
     def _partition_begin(self, f: Fault) -> None:
         if self.faults_over:
             return
         for node in self.nodes:
             other = self._other(node)
-            if node.state() == "partner-down" and other.up and not self.connected():
+            forced = node.name in self.forced
+            if forced and node.state() == "partner-down" and other.up and not self.connected():
                 self.stats["skipped"] += 1
                 self.note(f"{f.kind} partition skipped: {node.name} is partner-down")
                 return
@@ -287,6 +341,8 @@ class World:
 
     def entered(self, node: SimNode, state: str) -> None:
         self.visited.add(state)
+        if state != "partner-down":
+            self.forced.discard(node.name)
         if node.name in self.clean:
             if state == "recover-wait":
                 self.fail("h", f"{node.name} waits out the MCLT after a clean handover")
@@ -304,6 +360,8 @@ class World:
             return
         self.note(f"operator: partner-down on {node.name} (state {node.state()})")
         node.partner_down()
+        if node.state() == "partner-down":
+            self.forced.add(node.name)
 
     def _active(self, kind: str) -> float:
         best = 0.0
@@ -318,6 +376,9 @@ class World:
         self.note("faults stop")
         self.faults_over = True
         self.partitions.clear()
+        self.cuts.clear()
+        if self.witness is not None:
+            self.witness.restart()
         for node in self.nodes:
             node.crash_at_commit = None
             if not node.up:
@@ -393,7 +454,7 @@ class World:
         self, client: SimClient, data: bytes, to: IPv4Address | None, src: IPv4Address
     ) -> None:
         for node in self.nodes:
-            if to is not None and node.ip != to:
+            if (to is not None and node.ip != to) or self.link_cut(f"client:{node.name}"):
                 continue
             for _ in range(self._copies()):
                 self.at(
@@ -404,7 +465,7 @@ class World:
     def reply_to_client(self, node: SimNode, reply: Reply, ends: int | None, commit: int) -> None:
         packet = reply.packet
         client = self.by_hw.get(bytes(packet.chaddr[:6]))
-        if client is None:
+        if client is None or self.link_cut(f"client:{node.name}"):
             return
         data = dhcp.encode(packet)
         for _ in range(self._copies()):
@@ -449,37 +510,10 @@ class World:
         self.note(f"{client.label()} lets go of {addr}: {why}")
 
     def _check_acks_survived(self, node: SimNode) -> None:
-        """(b): after a restart, every ACK this server gave a still-bound client is there.
-
-        "There" means: the lease is ACTIVE for that client and ends no earlier than the ACK
-        said, unless a later record for the address was committed after the ACK (a later
-        binding, e.g. the peer's renewal of the same client, whose end the peer's clock set).
-        """
-        server = node.server
-        assert server is not None
-        for client in self.clients:
-            got = self.acks_from.get((node.name, client.index))
-            if got is None or client.holding is None:
-                continue
-            addr, ends, client_end, commit = got
-            if client.holding[0] != addr or client_end <= self.t:
-                continue
-            lease = server.db.by_addr.get(int(addr))
-            later = node.journal.last_commit.get(int(addr), 0) > commit
-            ok = (
-                lease is not None
-                and lease.binding_state is BindingState.ACTIVE
-                and lease.hardware is not None
-                and lease.hardware[1] == client.hw
-                and (lease.ends is None or ends is None or lease.ends >= ends or later)
-            )
-            if not ok:
-                have = "nothing" if lease is None else _lease_text(lease)
-                self.fail(
-                    "b",
-                    f"{node.name} restarted without the ACK it gave {client.label()} for "
-                    f"{addr} (ends {ends}); it has {have}",
-                )
+        """(b): after a restart, every ACK this server gave a still-bound client is there."""
+        text = missing_ack(node, self.clients, self.acks_from, self.t)
+        if text is not None:
+            self.fail("b", text)
 
     # --- invariants (c) and (d) ---------------------------------------------------------------
 
@@ -547,8 +581,8 @@ class World:
         pdb, sdb = p.server.db.by_addr, s.server.db.by_addr
         for octet in range(100, self.variant.pool_last + 1):
             a = int(IPv4Address(f"192.0.2.{octet}"))
-            pv, sv = _view(pdb.get(a), p.offset_ms), _view(sdb.get(a), s.offset_ms)
-            if not _same(pv, sv):
+            pv, sv = view(pdb.get(a), p.offset_ms), view(sdb.get(a), s.offset_ms)
+            if not same(pv, sv):
                 self.fail(
                     "c",
                     f"lease databases disagree on {IPv4Address(a)}: primary {pv}, secondary {sv}",
@@ -563,37 +597,3 @@ class World:
             f"{self.stats['links']} links, end {p.state()}/{s.state()} "
             f"at {(self.t / S):.0f}s"
         )
-
-
-def _view(lease: object, offset_ms: int) -> tuple[object, ...]:
-    """What both servers must agree on; an ACTIVE lease's end in virtual ms (each server
-    writes ends in its own clock, so clock offsets are taken out)."""
-    from tandem.core.lease import Lease  # noqa: PLC0415 (local: keeps the header short)
-
-    if not isinstance(lease, Lease):
-        return ("free",)
-    st = lease.binding_state
-    if st is BindingState.ACTIVE:
-        ends = None if lease.ends is None else (lease.ends - T0) * S - offset_ms
-        return ("active", lease.hardware, lease.uid, ends)
-    return (st.keyword,)
-
-
-def _same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
-    """Equal, except that ACTIVE ends may differ by the clocks' whole-second rounding."""
-    if a[:3] != b[:3] or len(a) != len(b):
-        return False
-    if len(a) < 4 or a[3] is None or b[3] is None:
-        return a == b
-    ea, eb = a[3], b[3]
-    assert isinstance(ea, int) and isinstance(eb, int)
-    return abs(ea - eb) <= 3 * S
-
-
-def _lease_text(lease: object) -> str:
-    from tandem.core.lease import Lease  # noqa: PLC0415
-
-    assert isinstance(lease, Lease)
-    hw = lease.hardware[1].hex(":") if lease.hardware else "-"
-    ends = "never" if lease.ends is None else str(lease.ends - T0)
-    return f"{lease.binding_state.keyword} hw {hw} ends T0+{ends}"
