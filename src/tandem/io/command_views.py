@@ -302,6 +302,8 @@ def failover_view(
         "queued-updates": status.get("queued_updates"),
         "unacked-updates": status.get("unacked_updates"),
         "pools": pools,
+        # auto-partner-down's probes, witness and fencing (io/autopd.py); None when off
+        "auto-partner-down": status.get("auto_partner_down"),
     }
 
 

@@ -63,8 +63,21 @@ function renderRelationships(rels, now) {
       el("strong", {}, `failover peer ${r.name}`), ` (${r.role}), link ${r.link}`,
       el("table", {}, ...rows),
       el("div", {}, `last contact ${typeof age === "number" ? ago(age) : "never"}, ` +
-        `clock skew ${skew}, updates queued ${r["queued-updates"]}, unacked ${r["unacked-updates"]}`)));
+        `clock skew ${skew}, updates queued ${r["queued-updates"]}, unacked ${r["unacked-updates"]}`),
+      ...autoPartnerDown(r["auto-partner-down"])));
   }
+}
+
+// auto-partner-down's probes, witness and fencing (io/autopd.py): one line, when configured.
+function autoPartnerDown(apd) {
+  if (!apd) return [];
+  const probe = apd.probe || {};
+  const wit = apd.witness;
+  const parts = [`auto-partner-down ${apd.seconds} s: ${apd.summary}`,
+    `probes answered ${probe.answered || 0} of ${probe.sent || 0}`];
+  if (wit) parts.push(`witness ${wit.address}${wit.granted ? " (grant held)" : ""}`);
+  return [el("div", { class: `apd${apd.fenced ? " apd-fenced" : ""}`, "data-apd": apd.summary },
+    parts.join("; "))];
 }
 
 function renderPools(pools) {
