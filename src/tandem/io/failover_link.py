@@ -72,12 +72,19 @@ class Engine(Protocol):
     def get_timer(self) -> int | None: ...
     def handle_timer(self, now: int) -> None: ...
     def partner_down(self, now: int) -> None: ...
+    def auto_partner_down(self, now: int) -> None: ...
     def shutdown(self, now: int) -> bool: ...
     def handover_done(self) -> bool: ...
     def handed_over(self) -> bool: ...
     def status(self) -> dict[str, object]: ...
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]: ...
     def take_log(self) -> list[str]: ...
+
+
+class Reporter(Protocol):
+    """Something that adds to the link's status (auto-partner-down's io/autopd.py driver)."""
+
+    def status(self) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +220,8 @@ class FailoverLink:
         self.on_lost: Callable[[], None] = _nothing
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
+        #: auto-partner-down's driver (io/autopd.py), shown in ``status``; None when off.
+        self.autopd: Reporter | None = None
         self._last_fired: int | None = None
         self._wrapping = 0  # sockets on their way into a _Conn
         self._issued = 0  # service() rounds handed to after_durable, and delivered
@@ -483,6 +492,11 @@ class FailoverLink:
         self.engine.partner_down(self._now())
         self.service()
 
+    def auto_partner_down(self) -> None:
+        """auto-partner-down's rule allows PARTNER-DOWN (io/autopd.py): the engine's input."""
+        self.engine.auto_partner_down(self._now())
+        self.service()
+
     def shutdown(self) -> bool:
         """A planned stop: NORMAL -> SHUTDOWN and STATE to the peer; False: nothing to hand over."""
         began = self.engine.shutdown(self._now())
@@ -515,6 +529,8 @@ class FailoverLink:
             "peer": f"{self.peer.peer_address}:{self.peer.peer_port}",
             "counters": asdict(self.counters),
         }
+        if self.autopd is not None:
+            out["auto_partner_down"] = self.autopd.status()
         return out
 
 

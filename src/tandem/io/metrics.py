@@ -145,15 +145,17 @@ class TandemCollector(Collector):
         """auto-partner-down's probes and witness (io/autopd.py), per relationship with it."""
         peer_label = ["peer"]
         sent = CounterMetricFamily(
-            "tandem_failover_probe_sent", "DHCPINFORM probes sent to the partner.", peer_label
+            "tandem_failover_probe_sent",
+            "DHCPINFORM probes sent to the partner.",
+            labels=peer_label,
         )
         answered = CounterMetricFamily(
-            "tandem_failover_probe_answered", "Probes the partner answered.", peer_label
+            "tandem_failover_probe_answered", "Probes the partner answered.", labels=peer_label
         )
         pdrop = CounterMetricFamily(
             "tandem_failover_probe_dropped",
             "Datagrams on the probe socket that answered no probe, by reason.",
-            ["peer", "reason"],
+            labels=["peer", "reason"],
         )
         alive = GaugeMetricFamily(
             "tandem_failover_partner_alive",
@@ -166,10 +168,10 @@ class TandemCollector(Collector):
             labels=peer_label,
         )
         wreq = CounterMetricFamily(
-            "tandem_witness_requests", "Requests sent to the witness.", peer_label
+            "tandem_witness_requests", "Requests sent to the witness.", labels=peer_label
         )
         wans = CounterMetricFamily(
-            "tandem_witness_answers", "Witness answers accepted.", peer_label
+            "tandem_witness_answers", "Witness answers accepted.", labels=peer_label
         )
         wdrop = CounterMetricFamily(
             "tandem_witness_dropped",

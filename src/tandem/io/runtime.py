@@ -25,6 +25,7 @@ from tandem import BUILD, __version__
 from tandem.config.model import Config, Param
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
+from tandem.io import autopd as apd_io
 from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer
@@ -65,6 +66,7 @@ from tandem.io.startup import (
     say,
     setup_logging,
 )
+from tandem.io.witness_client import listen_address, read_secret_file
 from tandem.store.journal import LeaseJournal
 
 if TYPE_CHECKING:
@@ -107,6 +109,10 @@ def serve(opts: Options) -> int:
         print("Configuration file errors encountered -- exiting", file=sys.stderr)
         return 1
     config = sided
+    try:  # before the chroot, which need not hold the file
+        witness_secret = read_secret_file(opts.witness_secret) if opts.witness_secret else None
+    except ValueError as exc:
+        return give_up(opts, str(exc))
     if opts.chroot:
         try:
             enter_chroot(opts.chroot)
@@ -192,6 +198,18 @@ def serve(opts: Options) -> int:
         )
     if ident.changes:
         endpoint.open_packet_sockets()  # needs CAP_NET_RAW, gone after the drop
+    # auto-partner-down's probe sockets bind port 68: before the drop, like the ones below.
+    autopd = apd_io.build(
+        server,
+        links,
+        probe_addresses=opts.probe_addresses,
+        witness=listen_address(opts.witness) if opts.witness else None,
+        secret=witness_secret,
+        server_port=opts.port,
+        emit=emit,
+    )
+    if autopd is None and (opts.witness or opts.probe_addresses):
+        say(opts, "--witness/--probe-address: no failover peer has auto-partner-down; unused")
     if server.ping_enabled:
         # ping-check's raw ICMP socket needs CAP_NET_RAW too: it opens here, before the drop.
         endpoint.attach_pinger(Pinger.open(endpoint.ping_done))
@@ -216,6 +234,7 @@ def serve(opts: Options) -> int:
     endpoint.events = runner.submit
 
     runtime.local = local  # a reload takes the same sides
+    runtime.autopd = autopd
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -245,6 +264,7 @@ class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
 
     local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
+    autopd: apd_io.AutoPd | None = None  # auto-partner-down's probes and witness (io/autopd.py)
 
     def __init__(
         self,
@@ -311,6 +331,8 @@ class Runtime:
         self.endpoint.start(loop)
         if self.links is not None:
             self.links.start(loop)
+        if self.autopd is not None:
+            await self.autopd.start(loop)
         # -user/-group: everything that needs root is open, and the loop has not run since
         # the sockets were added to it, so no packet has been answered yet.
         told_stopping = False
@@ -343,6 +365,8 @@ class Runtime:
             control.close()
             if api is not None:
                 await api.close()
+            if self.autopd is not None:
+                self.autopd.close()
             if self.links is not None:
                 self.links.close()
 

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from tandem.wire import witness as wire
 
@@ -103,8 +103,7 @@ class WitnessClient(asyncio.DatagramProtocol):
             self.transport = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable: witness not there
         self.drops["unreachable" if isinstance(exc, ConnectionRefusedError) else "error"] += 1
