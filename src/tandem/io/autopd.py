@@ -127,7 +127,9 @@ class AutoPdDriver:
             sent=sent_ms,
             now=now,
         )
-        if answer.grant_ms and self.witness is not None:
+        if not answer.grant_ms:
+            self._last_said.pop("grant", None)  # a later grant is logged again
+        elif self.witness is not None:
             host, port = self.witness.address
             self._say(
                 f"partner-down granted by witness {host}:{port} for {answer.grant_ms / 1000:g} s",
