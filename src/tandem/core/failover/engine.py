@@ -209,6 +209,11 @@ class FailoverEngine:
         self._now = now
         self._run(self.machine.on_input(Input.ADMIN_PARTNER_DOWN, now), now)
 
+    def auto_partner_down(self, now: int) -> None:
+        """Tandem's rule says so (``core/failover/autopd_hook.py``): the table's input."""
+        self._now = now
+        self._run(self.machine.on_input(Input.AUTO_PARTNER_DOWN, now), now)
+
     def shutdown(self, now: int) -> bool:
         """A planned stop (SIGTERM, failover-shutdown): NORMAL -> SHUTDOWN, STATE to the peer.
 

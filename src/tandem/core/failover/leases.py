@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from tandem.core.failover.balance import PoolBalance, PoolCounts
@@ -28,6 +27,7 @@ from tandem.core.failover.policy import TakeRule
 from tandem.core.failover.queue import UpdateQueue
 from tandem.core.failover.rules import (
     RETURNING,
+    LogIp,
     incoming_wins,
     later_end,
     may_take_peers,
@@ -148,6 +148,8 @@ class FailoverLeases:
         service = self.service
         if service not in (ServiceState.NOT_RESPONDING, ServiceState.STARTUP):
             return None
+        if self.machine.fence is not None:
+            return f" (fenced: {self.machine.fence})"
         peer = self.machine.peer_state
         mine = self.machine.state
         if mine in (S.NORMAL, S.COMMUNICATIONS_INTERRUPTED, S.PARTNER_DOWN) and peer is not None:
@@ -325,7 +327,7 @@ class FailoverLeases:
         if b.address is None or b.status is None:
             return RejectReason.MISSING_BINDINFO, "missing binding information"
         a = b.address
-        ip = _Ip(a)
+        ip = LogIp(a)
         pc = self.pools.of(a)
         if pc is None:
             return RejectReason.ILLEGAL_IP_ADDR, f"{ip}: not in a pool of {self.name}"
@@ -502,7 +504,7 @@ class FailoverLeases:
         sent = self.inflight.get(a)
         if sent is None:
             return None  # nothing outstanding (superseded by a newer change): ignore
-        ip = _Ip(a)
+        ip = LogIp(a)
         if sent.xid != b.xid:
             self.log.append(
                 f"failover peer {self.name}: BNDACK for {ip}: xid mismatch "
@@ -585,16 +587,3 @@ class FailoverLeases:
         self.db.requeue_moved(lease)
         self.changed(lease, now)
         self._write(lease)
-
-
-class _Ip:
-    """An address for a log line, formatted only if the line is written (most never are)."""
-
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def __format__(self, spec: str) -> str:
-        return format(IPv4Address(self.value), spec)
-
-    def __str__(self) -> str:
-        return str(IPv4Address(self.value))

@@ -11,6 +11,7 @@ Everything is pure: times come in as arguments.
 from __future__ import annotations
 
 import enum
+from ipaddress import IPv4Address
 from typing import Literal
 
 from tandem.core.lease import BindingState, Lease
@@ -230,3 +231,16 @@ def reject_text(reason: int) -> str:
         return RejectReason(reason).name.lower().replace("_", " ")
     except ValueError:
         return f"reason {reason}"
+
+
+class LogIp:
+    """An address for a log line, formatted only if the line is written (most never are)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        return format(IPv4Address(self.value), spec)
+
+    def __str__(self) -> str:
+        return str(IPv4Address(self.value))

@@ -406,6 +406,7 @@ class FailoverStateMachine:
         self.startup_deadline: int | None = None
         self.mclt_deadline: int | None = None
         self.auto_partner_down_deadline: int | None = None
+        self.fence: str | None = None  # set by Tandem's auto-partner-down rule: answer nobody
         # Context of the input being processed (guards read it).
         self._now = now
         self._prev_peer: int | None = None
@@ -426,6 +427,8 @@ class FailoverStateMachine:
     @property
     def service_state(self) -> ServiceState:
         service = SERVICE_STATES[self.state]
+        if self.fence is not None:
+            return ServiceState.NOT_RESPONDING
         if service is not ServiceState.NOT_RESPONDING and self.peer_state in PEER_DEMANDS_SILENCE:
             return ServiceState.NOT_RESPONDING
         return service
