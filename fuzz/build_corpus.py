@@ -168,7 +168,7 @@ def witness_seeds() -> dict[str, bytes]:
     from tandem.wire.witness import WitnessAnswer, WitnessRequest, encode  # noqa: PLC0415
 
     key = b"fuzz witness secret"  # fuzzlib.WITNESS_KEY
-    req = WitnessRequest("failover-example", "secondary", 41, want_partner_down=True)
+    req = WitnessRequest("failover-example", "secondary", 41, want_partner_down=True, mclt_s=30)
     ans = WitnessAnswer("failover-example", "secondary", 41, 12000, 12000, 0, False, False)
     held = WitnessAnswer("failover-example", "primary", 2**40, 12000, 0, 30000, True, True)
     return {

@@ -303,7 +303,7 @@ def witness_datagram(draw: st.DrawFn) -> bytes:
     rid = draw(st.integers(0, 2**64 - 1))
     msg: WitnessRequest | WitnessAnswer
     if draw(st.booleans()):
-        msg = WitnessRequest(name, role, rid, draw(st.booleans()))
+        msg = WitnessRequest(name, role, rid, draw(st.booleans()), draw(st.integers(0, 2**32 - 1)))
     else:
         ms = st.integers(0, 2**32 - 1)
         flags = draw(st.tuples(st.booleans(), st.booleans()))

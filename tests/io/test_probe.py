@@ -87,10 +87,10 @@ def test_a_partner_that_is_not_authoritative_stays_silent() -> None:
     assert "not authoritative for subnet 192.0.2.0" in str(log[0])
 
 
-def _prober() -> tuple[Prober, list[int]]:
-    got: list[int] = []
-    prober = Prober(PRIMARY, got.append, source=SECONDARY, clock=lambda: float(T0))
-    prober._xids[0x1234] = T0  # as if sent
+def _prober() -> tuple[Prober, list[tuple[int, int]]]:
+    got: list[tuple[int, int]] = []
+    prober = Prober(PRIMARY, lambda s, n: got.append((s, n)), source=SECONDARY, clock=lambda: T0)
+    prober._xids[0x1234] = T0 - 40  # as if sent 40 ms ago
     return prober, got
 
 
@@ -105,9 +105,9 @@ def test_an_answer_from_the_partner_is_reported_once() -> None:
     prober, got = _prober()
     data = _reply_bytes()
     assert prober.receive(data, PRIMARY)
-    assert got == [T0] and prober.answered == 1 and prober.last_answer == T0
+    assert got == [(T0 - 40, T0)] and prober.answered == 1 and prober.last_answer == T0
     assert not prober.receive(data, PRIMARY)  # the same xid again: already answered
-    assert prober.drops["unknown-xid"] == 1 and got == [T0]
+    assert prober.drops["unknown-xid"] == 1 and got == [(T0 - 40, T0)]
 
 
 @pytest.mark.parametrize(
@@ -134,3 +134,14 @@ def test_an_unknown_xid_is_dropped() -> None:
     prober, got = _prober()
     assert not prober.receive(_reply_bytes(0x9999), PRIMARY)
     assert prober.drops == {"unknown-xid": 1} and got == []
+
+
+def test_the_partners_probes_are_counted_only_when_watched() -> None:
+    """auto-partner-down counts DHCPINFORMs from its partner (io/autopd.py reads probed_by)."""
+    node = make_node("primary", AUTH + seed_conf("primary"), T0)
+    _check_ack(_answer(node)[0])
+    assert node.server.ctx.probed_by == {}  # nobody watches: nothing counted
+    node.server.ctx.probe_sources = frozenset({int(SECONDARY)})
+    _check_ack(_answer(node)[0])
+    _check_ack(_answer(node)[0])
+    assert node.server.ctx.probed_by == {int(SECONDARY): 2}

@@ -21,7 +21,7 @@ from tandem.wire.witness import (
 )
 
 KEY = b"correct horse battery staple"
-REQ = WitnessRequest("failover-example", "secondary", 7, want_partner_down=True)
+REQ = WitnessRequest("failover-example", "secondary", 7, want_partner_down=True, mclt_s=3600)
 ANS = WitnessAnswer("failover-example", "secondary", 7, 12_000, 12_000, 0, False, False)
 
 
@@ -31,7 +31,8 @@ def test_request_layout_is_the_documented_one() -> None:
     assert data[4:8] == bytes([1, 1, 2, 0x01])  # version, request, secondary, want-pd
     assert struct.unpack("!Q", data[8:16]) == (7,)
     assert data[16] == len("failover-example")
-    assert data[17:] == b"failover-example"
+    assert data[17:-4] == b"failover-example"
+    assert struct.unpack("!I", data[-4:]) == (3600,)
 
 
 def test_answer_layout_carries_durations() -> None:
@@ -81,8 +82,8 @@ def test_bad_mac_missing_mac_and_unexpected_mac_are_refused() -> None:
         (encode(REQ) + b"x", "bad-length"),
         (encode(REQ)[:-1], "bad-length"),
         (encode(ANS)[:-12], "bad-length"),
-        (encode(REQ)[:16] + b"\x00", "bad-length"),
-        (encode(REQ)[:16] + b"\x02\xff\xfe", "bad-name"),
+        (encode(REQ)[:16] + b"\x00" + bytes(4), "bad-length"),
+        (encode(REQ)[:16] + b"\x02\xff\xfe" + bytes(4), "bad-name"),
         (encode(REQ) + bytes(MAX_DATAGRAM), "too-long"),
     ],
 )

@@ -3,11 +3,22 @@ requests while the failover link is down, their answers into the core's rule, th
 decisions into the engine, and the log lines and status an admin reads.
 
 The rule itself (when to probe and ask, when PARTNER-DOWN is allowed, when this server is
-fenced) is ``core/failover/autopd.py``; the witness's table is ``core/witness.py``. This module
-only moves facts: ``AutoPdDriver.tick`` runs every ``TICK`` seconds on the event loop (never on
-the per-packet path), feeds the rule the link's state, sends what is due, and, when the rule
-says so, gives the engine its AUTO_PARTNER_DOWN input through the link (persisted, then sent,
-as every engine input). Relationships without the statement get no driver and pay nothing.
+fenced) is ``core/failover/autopd.py``, bound to the engine by ``core/failover/autopd_hook.py``;
+the witness's table is ``core/witness.py``. This module only moves facts, with monotonic
+milliseconds for the rule and wall seconds for the engine:
+
+* the link calls ``engine_called`` after every engine input (its ``service``, which also runs
+  after each DHCP batch that wrote), and a timer here fires at the rule's next deadline: both
+  run ``hook.service``, which moves COMMUNICATIONS-INTERRUPTED -> PARTNER-DOWN or sets the
+  fence; the link then persists and sends what that caused, as for every engine input;
+* on the timer, what is due goes out: a probe (``io/probe.py``), a witness request
+  (``io/witness_client.py``, with the relationship's MCLT); their answers go to the rule with
+  the time their request left;
+* DHCPINFORMs from the partner's address (its probes) are counted by the core
+  (``ServerContext.probed_by``) and reported as ``partner_probed``: an answered probe is
+  evidence only because its receiver counts it as hearing from the prober.
+
+Relationships without the statement get no driver and pay nothing.
 
 Log lines, once per change::
 
@@ -21,52 +32,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
-from tandem.config.model import FailoverPeer
-from tandem.core.failover.autopd import AutoPartnerDown
+from tandem.core.failover.autopd_hook import AutoPDHook, attach, settings_for
+from tandem.core.failover.engine import FailoverEngine
 from tandem.core.server import DhcpServer
 from tandem.io.failover_link import FailoverLink
 from tandem.io.failover_listen import FailoverLinks
-from tandem.io.probe import PROBE_INTERVAL, Prober
+from tandem.io.probe import Prober
 from tandem.io.witness_client import WitnessClient, monotonic_ms
 from tandem.wire.witness import WitnessAnswer
 
 log = logging.getLogger("tandem")
 
-TICK = 0.5  # seconds between two looks at the rule
+MAX_WAIT = 1.0  # seconds: the timer fires at least this often (status, log lines)
 
 Emit = Callable[[list[str]], None]
 
 
 class AutoPdDriver:
-    """One relationship's probes and witness requests around its core rule."""
+    """One relationship's probes and witness requests around its engine's rule."""
 
     def __init__(
         self,
         link: FailoverLink,
-        rule: AutoPartnerDown,
+        engine: FailoverEngine,
+        hook: AutoPDHook,
+        *,
         prober: Prober,
         witness: WitnessClient | None,
         emit: Emit,
-        *,
+        server: Callable[[], DhcpServer],
         clock: Callable[[], int] = monotonic_ms,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.link = link
+        self.engine = engine
+        self.hook = hook
+        self.rule = hook.rule
         self.name = link.name
         self.role = link.peer.role
         self.seconds = link.peer.auto_partner_down
-        self.rule = rule
         self.prober = prober
         self.witness = witness
         self.emit = emit
+        self.server = server
         self.clock = clock
-        self.witness_sent = 0
-        self.witness_answered = 0
+        self.wall = wall
+        self.partner = int(link.peer.peer_address)
+        self._probed_seen = 0
         self._summary = "failover link up"
         self._last_said: dict[str, str] = {}
-        self._next_probe = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         prober.on_answer = self._probe_answered
@@ -76,7 +94,7 @@ class AutoPdDriver:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.prober.start(loop)
-        self._timer = loop.call_later(TICK, self._tick)
+        self._arm()
 
     def close(self) -> None:
         if self._timer is not None:
@@ -84,48 +102,71 @@ class AutoPdDriver:
             self._timer = None
         self.prober.close()
 
-    def _tick(self) -> None:
+    def _arm(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        now = self.clock()
+        deadline = self.hook.next_deadline(now)
+        wait = MAX_WAIT if deadline is None else min(MAX_WAIT, max(0, deadline - now) / 1000)
+        self._timer = loop.call_later(wait, self._fired)
+
+    def _fired(self) -> None:
+        self._timer = None
         try:
             self.tick()
         except Exception:  # a bug here must not stop the server's loop
             log.exception("failover peer %s: auto-partner-down", self.name)
-        if self._loop is not None and not self._loop.is_closed():
-            self._timer = self._loop.call_later(TICK, self._tick)
+        self._arm()
 
-    def link_up(self) -> bool:
-        status = self.link.engine.status()
-        return status.get("my_state") not in ("communications-interrupted", "partner-down")
+    def _service(self) -> None:
+        self.hook.service(now=int(self.wall()), mono=self.clock())
+
+    def engine_called(self) -> None:
+        """The link is about to take the engine's writes (after any engine input)."""
+        self._service()
+
+    def operator_partner_down(self) -> None:
+        self.hook.operator_partner_down(now=int(self.wall()), mono=self.clock())
 
     def tick(self) -> None:
-        now = self.clock()
         rule = self.rule
-        rule.link_state(up=self.link_up(), now=now)
-        if rule.probing(now=now) and now >= self._next_probe:
-            self._next_probe = now + int(PROBE_INTERVAL * 1000)
-            self.prober.send()
-        if self.witness is not None and rule.witness_due(now=now):
-            want = rule.want_partner_down(now=now)
-            if self.witness.ask(self.name, self.role, want, self._witness_answered) is not None:
-                self.witness_sent += 1
-                rule.witness_asked(now=now)
-        if rule.go_partner_down(now=now):
-            self.link.auto_partner_down()
-        self._log_changes(now)
+        self._count_partner_probes()
+        now = self.clock()
+        if rule.probe_due(now):
+            self.prober.send()  # a send that fails is counted there, and is a lost probe
+            rule.probe_sent(now)
+        if self.witness is not None and rule.ask_due(now):
+            want = rule.want_partner_down(now)
+            mclt = self.engine.machine.mclt
+            self.witness.ask(self.name, self.role, want, self._witness_answered, mclt)
+            rule.witness_asked(now)
+        self.link.service()  # hook.service, then the writes and bytes it caused
+        self._log_changes()
 
-    def _probe_answered(self, _wall: int) -> None:
-        self.rule.probe_answered(now=self.clock())
+    def _count_partner_probes(self) -> None:
+        ctx = self.server().ctx
+        if self.partner not in ctx.probe_sources:
+            ctx.probe_sources = ctx.probe_sources | {self.partner}  # after a reload too
+        seen = ctx.probed_by.get(self.partner, 0)
+        if seen != self._probed_seen:
+            if seen > self._probed_seen:
+                self.rule.partner_probed(self.clock())
+            self._probed_seen = seen
+
+    def _probe_answered(self, sent: int, now: int) -> None:
+        self.rule.probe_answered(sent, now)
+        self.link.service()
 
     def _witness_answered(self, answer: WitnessAnswer, sent_ms: int) -> None:
-        self.witness_answered += 1
-        now = self.clock()
         self.rule.witness_answer(
+            sent_ms,
+            self.clock(),
             ticket_ms=answer.ticket_ms,
             grant_ms=answer.grant_ms,
-            hold_ms=answer.hold_ms,
-            partner_alive=answer.partner_alive,
-            partner_granted=answer.partner_granted,
-            sent=sent_ms,
-            now=now,
+            partner_grant=answer.partner_granted,
         )
         if not answer.grant_ms:
             self._last_said.pop("grant", None)  # a later grant is logged again
@@ -135,23 +176,27 @@ class AutoPdDriver:
                 f"partner-down granted by witness {host}:{port} for {answer.grant_ms / 1000:g} s",
                 key="grant",
             )
+        self.link.service()
+        self._log_changes()
 
     # --- what an admin reads ----------------------------------------------------------------
 
-    def summary(self, now: int) -> str:
-        rule = self.rule
-        if rule.fenced(now=now):
-            return f"fenced: {rule.fence_reason(now=now)} (answering no client)"
-        if self.link_up():
+    def summary(self, st: dict[str, object]) -> str:
+        fenced = st.get("fenced")
+        if isinstance(fenced, str):
+            return f"fenced: {fenced} (answering no client)"
+        if st.get("linked"):
             return "failover link up"
-        if rule.partner_alive(now=now):
+        if st.get("partner_alive"):
             return "partner alive, failover link down"
-        if rule.granted(now=now):
-            return "partner-down granted by witness"
+        if self.engine.machine.state.keyword == "partner-down":
+            if st.get("grant_ms_left"):
+                return "partner-down granted by witness"
+            return "partner-down"
         return "failover link down, partner silent"
 
-    def _log_changes(self, now: int) -> None:
-        summary = self.summary(now)
+    def _log_changes(self) -> None:
+        summary = self.summary(self.hook.status(self.clock()))
         if summary == self._summary:
             return
         before, self._summary = self._summary, summary
@@ -169,25 +214,30 @@ class AutoPdDriver:
         self.emit([f"failover peer {self.name}: {text}"])
 
     def status(self) -> dict[str, object]:
-        now = self.clock()
-        rule = self.rule
+        st = self.hook.status(self.clock())
         witness: dict[str, object] | None = None
         if self.witness is not None:
+            asks, answers = st.get("witness_asks"), st.get("witness_answers")
             witness = {
                 **self.witness.status(),
-                "sent": self.witness_sent,
-                "answered": self.witness_answered,
-                "granted": rule.granted(now=now),
+                "sent": asks,
+                "answered": answers,
+                "granted": bool(st.get("grant_ms_left")),
+                "ticket_ms_left": st.get("ticket_ms_left"),
+                "grant_ms_left": st.get("grant_ms_left"),
+                "partner_holds_grant": st.get("partner_holds_grant"),
             }
         return {
             "seconds": self.seconds,
-            "summary": self.summary(now),
-            "link_down": not self.link_up(),
-            "partner_alive": rule.partner_alive(now=now),
-            "fenced": rule.fenced(now=now),
-            "probe": self.prober.status(),
+            "effective_ms": st.get("n_ms"),
+            "summary": self.summary(st),
+            "link_down": not st.get("linked"),
+            "partner_alive": bool(st.get("partner_alive")),
+            "fenced": isinstance(st.get("fenced"), str),
+            "fence_reason": st.get("fenced"),
+            "probe": {**self.prober.status(), "partner_probes": st.get("partner_probes")},
             "witness": witness,
-            "rule": rule.status(now=now),
+            "rule": st,
         }
 
 
@@ -212,7 +262,7 @@ class AutoPd:
 
 
 def build(
-    server: DhcpServer,
+    server: Callable[[], DhcpServer],
     links: FailoverLinks | None,
     *,
     probe_addresses: dict[str | None, str],
@@ -227,23 +277,39 @@ def build(
     """
     if links is None:
         return None
-    chosen = [link for link in links.links.values() if link.peer.auto_partner_down > 0]
-    if not chosen:
-        return None
     client = WitnessClient(witness, secret) if witness is not None else None
     drivers = []
-    for link in chosen:
+    for link in links.links.values():
+        engine = link.engine
+        if not isinstance(engine, FailoverEngine):
+            continue
+        settings = settings_for(engine, witness=client is not None)
+        if settings is None:
+            continue
+        hook = attach(engine, settings, mono=monotonic_ms())
         peer = link.peer
         target = IPv4Address(
             probe_addresses.get(peer.name) or probe_addresses.get(None) or peer.peer_address
         )
-        prober = Prober(target, lambda _now: None, server_port=server_port)
+        prober = Prober(target, lambda _sent, _now: None, server_port=server_port)
         prober.open()
-        _warn_not_authoritative(server, peer, prober, emit)
-        rule = new_rule(peer, witness=client is not None, now=monotonic_ms())
-        driver = AutoPdDriver(link, rule, prober, client, emit)
+        _warn_not_authoritative(server(), peer.name, prober, emit)
+        driver = AutoPdDriver(
+            link, engine, hook, prober=prober, witness=client, emit=emit, server=server
+        )
         link.autopd = driver
         drivers.append(driver)
+        effective = settings.n_eff_ms
+        if effective > settings.n_ms:
+            emit(
+                [
+                    f"failover peer {peer.name}: auto-partner-down {peer.auto_partner_down} "
+                    f"acts after {effective / 1000:g} s (N must exceed max-response-delay "
+                    "plus the margins; docs/auto-partner-down.md)"
+                ]
+            )
+    if not drivers:
+        return None
     if client is None:
         emit(
             [
@@ -256,13 +322,7 @@ def build(
     return AutoPd(drivers, client)
 
 
-def new_rule(peer: FailoverPeer, *, witness: bool, now: int) -> AutoPartnerDown:
-    return AutoPartnerDown(peer.auto_partner_down, witness=witness, now=now)
-
-
-def _warn_not_authoritative(
-    server: DhcpServer, peer: FailoverPeer, prober: Prober, emit: Emit
-) -> None:
+def _warn_not_authoritative(server: DhcpServer, name: str, prober: Prober, emit: Emit) -> None:
     """The partner answers probes only where it is authoritative (dhcpd's DHCPINFORM rule);
     a one-config pair shares the statement, so our own subnet tells."""
     source = prober.source
@@ -270,11 +330,11 @@ def _warn_not_authoritative(
     if subnet is not None and not subnet.authoritative:
         emit(
             [
-                f"failover peer {peer.name}: the subnet of {source} is not authoritative: the "
+                f"failover peer {name}: the subnet of {source} is not authoritative: the "
                 "partner will not answer auto-partner-down's probes (DHCPINFORM); write "
                 "authoritative; in it"
             ]
         )
 
 
-__all__ = ["TICK", "AutoPd", "AutoPdDriver", "build"]
+__all__ = ["AutoPd", "AutoPdDriver", "build"]

@@ -72,7 +72,6 @@ class Engine(Protocol):
     def get_timer(self) -> int | None: ...
     def handle_timer(self, now: int) -> None: ...
     def partner_down(self, now: int) -> None: ...
-    def auto_partner_down(self, now: int) -> None: ...
     def shutdown(self, now: int) -> bool: ...
     def handover_done(self) -> bool: ...
     def handed_over(self) -> bool: ...
@@ -82,8 +81,12 @@ class Engine(Protocol):
 
 
 class Reporter(Protocol):
-    """Something that adds to the link's status (auto-partner-down's io/autopd.py driver)."""
+    """auto-partner-down's driver (io/autopd.py): told after every engine call, before the
+    writes are taken (its rule may move the engine to PARTNER-DOWN or fence it), shown in
+    ``status``, and the way the operator's partner-down goes when it is attached."""
 
+    def engine_called(self) -> None: ...
+    def operator_partner_down(self) -> None: ...
     def status(self) -> dict[str, object]: ...
 
 
@@ -384,6 +387,8 @@ class FailoverLink:
         in order, so bytes never overtake earlier bytes still waiting for a sync.
         """
         engine = self.engine
+        if self.autopd is not None:
+            self.autopd.engine_called()
         leases, states = engine.take_writes()
         gated = _needs_commit(engine)
         journal = self.journal
@@ -489,12 +494,10 @@ class FailoverLink:
     # --- operator -----------------------------------------------------------------------
 
     def partner_down(self) -> None:
-        self.engine.partner_down(self._now())
-        self.service()
-
-    def auto_partner_down(self) -> None:
-        """auto-partner-down's rule allows PARTNER-DOWN (io/autopd.py): the engine's input."""
-        self.engine.auto_partner_down(self._now())
+        if self.autopd is not None:  # through the rule: it overrides the fence
+            self.autopd.operator_partner_down()
+        else:
+            self.engine.partner_down(self._now())
         self.service()
 
     def shutdown(self) -> bool:

@@ -20,7 +20,8 @@ Why this message (docs/auto-partner-down.md has the measurements):
 
 An answer counts when it is a BOOTREPLY DHCPACK with the xid of one of the last probes,
 coming from the target (source address or server identifier). Each is reported to
-``on_answer(now)``; what it means is the core's business (core/failover/autopd.py).
+``on_answer(sent, now)`` (monotonic milliseconds: when that probe left, and now); what it
+means is the core's business (core/failover/autopd.py: ``probe_answered``).
 """
 
 from __future__ import annotations
@@ -84,12 +85,12 @@ class Prober:
     def __init__(
         self,
         target: IPv4Address,
-        on_answer: Callable[[int], None],
+        on_answer: Callable[[int, int], None],
         *,
         server_port: int = 67,
         source: IPv4Address | None = None,
         hwaddr: bytes = bytes(6),
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], int] = lambda: time.monotonic_ns() // 1_000_000,
     ) -> None:
         self.target = target
         self.server_port = server_port
@@ -99,7 +100,7 @@ class Prober:
         self.hwaddr = hwaddr
         self.sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._xids: dict[int, int] = {}  # xid -> send time (epoch s), the last OUTSTANDING
+        self._xids: dict[int, int] = {}  # xid -> send time (ms), the last OUTSTANDING
         self.sent = 0
         self.answered = 0
         self.drops: Counter[str] = Counter()
@@ -140,7 +141,7 @@ class Prober:
             self.drops["no-socket"] += 1
             return False
         xid = int.from_bytes(os.urandom(4), "big")
-        now = int(self.clock())
+        now = self.clock()
         try:
             self.sock.sendto(
                 inform_packet(xid, self.source, self.hwaddr), (str(self.target), self.server_port)
@@ -178,11 +179,11 @@ class Prober:
         if reason is not None:
             self.drops[reason] += 1
             return False
-        del self._xids[packet.xid]
-        now = int(self.clock())
+        sent = self._xids.pop(packet.xid)
+        now = self.clock()
         self.answered += 1
         self.last_answer = now
-        self.on_answer(now)
+        self.on_answer(sent, now)
         return True
 
     def _mismatch(self, packet: dhcp.Packet, source: IPv4Address) -> str | None:
@@ -196,13 +197,14 @@ class Prober:
         return None
 
     def status(self) -> dict[str, object]:
+        now = self.clock()
         return {
             "target": str(self.target),
             "source": None if self.source is None else str(self.source),
             "sent": self.sent,
             "answered": self.answered,
-            "last_sent": self.last_sent,
-            "last_answer": self.last_answer,
+            "last_sent_ms_ago": None if self.last_sent is None else now - self.last_sent,
+            "last_answer_ms_ago": None if self.last_answer is None else now - self.last_answer,
             "dropped": dict(self.drops),
             "error": self.error,
         }

@@ -200,7 +200,7 @@ def serve(opts: Options) -> int:
         endpoint.open_packet_sockets()  # needs CAP_NET_RAW, gone after the drop
     # auto-partner-down's probe sockets bind port 68: before the drop, like the ones below.
     autopd = apd_io.build(
-        server,
+        lambda: endpoint.server,  # a reload swaps the server in the endpoint
         links,
         probe_addresses=opts.probe_addresses,
         witness=listen_address(opts.witness) if opts.witness else None,

@@ -110,13 +110,18 @@ class WitnessClient(asyncio.DatagramProtocol):
         self.last_error = str(exc)
 
     def ask(
-        self, relationship: str, role: str, want_partner_down: bool, callback: AnswerCallback
+        self,
+        relationship: str,
+        role: str,
+        want_partner_down: bool,
+        callback: AnswerCallback,
+        mclt_s: int = 0,
     ) -> int | None:
         """Send one request; its id, or None when it could not leave (counted)."""
         now = self.clock()
         self._last_id = max(self._last_id + 1, time.time_ns() // 1000)
         rid = self._last_id
-        request = wire.WitnessRequest(relationship, role, rid, want_partner_down)
+        request = wire.WitnessRequest(relationship, role, rid, want_partner_down, mclt_s)
         if self.transport is None:
             self.drops["no-socket"] += 1
             return None

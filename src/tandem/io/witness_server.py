@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from tandem.core.witness import WitnessTable
+from tandem.core import witness as table
 from tandem.io.witness_client import listen_address, read_secret_file
 from tandem.wire import witness as wire
 
@@ -109,31 +109,48 @@ class WitnessServer(asyncio.DatagramProtocol):
         self.drops: Counter[str] = Counter()
         self._drop_logged: dict[str, float] = {}
         self.last_ids: dict[tuple[str, str], int] = {}
+        self._refusals: dict[tuple[str, str], str] = {}
         saved = read_state(state_path)
         now = clock()
+        #: After a restart: granting nothing until every saved ticket/grant could have expired.
+        self.restarted = saved is not None
         if saved is None:
-            self.table = WitnessTable(now=now)
+            self.table = table.Witness(now=now)
         else:
             ids = saved.get("last_ids", {})
-            if isinstance(ids, dict):
-                for key, value in ids.items():
-                    rel, _, role = str(key).rpartition("/")
-                    if isinstance(value, int):
-                        self.last_ids[rel, role] = value
-            table = saved.get("table", {})
-            self.table = WitnessTable.restarted(
-                table if isinstance(table, dict) else {}, now=now, saved_at=_saved_at(saved, wall())
-            )
-        self._persist(now)  # the restart hold is on disk before anything is answered
+            for key, value in (ids if isinstance(ids, dict) else {}).items():
+                rel, _, role = str(key).rpartition("/")
+                if isinstance(value, int):
+                    self.last_ids[rel, role] = value
+            record = saved.get("table")
+            try:
+                self.table = table.Witness(
+                    now=now, record=record if isinstance(record, dict) else {}
+                )
+            except table.RecordError as exc:
+                raise WitnessStateError(f"{state_path}: {exc}") from exc
+        self._persist()  # the state file exists from the first start on (a lost one is loud)
 
-    def _persist(self, now: int) -> None:
+    def _persist(self) -> None:
         record: dict[str, object] = {
             "version": STATE_VERSION,
             "saved_at": self.wall(),
-            "table": self.table.to_record(now=now),
+            "table": self.table.to_record(),
             "last_ids": {f"{rel}/{role}": rid for (rel, role), rid in self.last_ids.items()},
         }
         write_state(self.state_path, record)
+
+    def hold_ms(self, now: int) -> int:
+        left = self.table.status(now).get("hold_ms_left")
+        return left if isinstance(left, int) else 0
+
+    def tick(self) -> None:
+        """Housekeeping: grants ending, cool-downs over (persisted, not urgent)."""
+        if self.table.tick(self.clock()):
+            try:
+                self._persist()
+            except OSError as exc:
+                log.error("witness: cannot write %s: %s", self.state_path, exc)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -162,30 +179,50 @@ class WitnessServer(asyncio.DatagramProtocol):
             return None
         now = self.clock()
         self.last_ids[key] = msg.request_id
-        decision = self.table.ask(
-            msg.relationship, msg.role, want_partner_down=msg.want_partner_down, now=now
-        )
-        for line in decision.log:
-            log.info("witness: %s", line)
-        # Durable before the answer leaves: a grant (or a ticket) the witness could forget
-        # in a crash must never have been seen by a peer.
-        try:
-            self._persist(now)
-        except OSError as exc:
-            self._drop("state-write-error", source)
-            log.error("witness: cannot write %s: %s (not answering)", self.state_path, exc)
-            return None
+        role: table.Role = "primary" if msg.role == "primary" else "secondary"
+        request = table.WitnessRequest(msg.relationship, role, msg.want_partner_down, msg.mclt_s)
+        decision, changed = self.table.handle(request, now=now)
+        if decision.grant_ms and decision.reason == "granted":
+            log.info(
+                "witness: failover peer %s: partner-down granted to %s for %g s",
+                msg.relationship,
+                msg.role,
+                decision.grant_ms / 1000,
+            )
+        elif msg.want_partner_down and not decision.grant_ms:
+            self._refused(msg.relationship, msg.role, decision.reason)
+        if changed:
+            # Durable before the answer leaves: a grant the witness could forget in a crash
+            # must never have been seen by a peer.
+            try:
+                self._persist()
+            except OSError as exc:
+                self._drop("state-write-error", source)
+                log.error("witness: cannot write %s: %s (not answering)", self.state_path, exc)
+                return None
         answer = wire.WitnessAnswer(
             msg.relationship,
             msg.role,
             msg.request_id,
             ticket_ms=decision.ticket_ms,
             grant_ms=decision.grant_ms,
-            hold_ms=decision.hold_ms,
-            partner_alive=decision.partner_alive,
-            partner_granted=decision.partner_granted,
+            hold_ms=self.hold_ms(now) if decision.reason == "restart hold" else 0,
+            partner_alive=decision.reason == "partner alive",
+            partner_granted=decision.partner_grant,
         )
         return wire.encode(answer, self.secret)
+
+    def _refused(self, relationship: str, role: str, reason: str) -> None:
+        """One line per (relationship, role, reason) change: refusals repeat every T/3."""
+        key = (relationship, role)
+        if self._refusals.get(key) != reason:
+            self._refusals[key] = reason
+            log.info(
+                "witness: failover peer %s: partner-down refused to %s: %s",
+                relationship,
+                role,
+                reason,
+            )
 
     def _drop(self, reason: str, source: str) -> None:
         self.drops[reason] += 1
@@ -233,17 +270,20 @@ async def _serve(server: WitnessServer, host: str, port: int) -> int:
         print(f"tandem witness: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         print("exiting.", file=sys.stderr)
         return 1
-    hold = server.table.status(now=server.clock()).get("hold_ms", 0)
+    hold = server.hold_ms(server.clock())
     log.info("witness: listening on %s:%d, state in %s", host, port, server.state_path)
-    if hold:
-        log.info("witness: restarted: granting nothing for %d ms (saved grants may be valid)", hold)
+    if server.restarted:
+        log.info("witness: restarted: granting nothing new for %d ms (saved grants kept)", hold)
     log.info("Witness starting service.")
     try:
-        await stop.wait()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            server.tick()
     finally:
         transport.close()
         with contextlib.suppress(OSError):
-            server._persist(server.clock())
+            server._persist()
     return 0
 
 

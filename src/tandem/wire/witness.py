@@ -14,6 +14,7 @@ byte order::
     +---------------+---------------+---------------+---------------+
     | name length   | relationship name (1..255 bytes of UTF-8) ... |
     +---------------+---------------+---------------+---------------+
+    | requests only: the relationship's MCLT, seconds (32)          |
     | answers only: ticket ms (32) | grant ms (32) | hold ms (32)   |
     +---------------+---------------+---------------+---------------+
     | HMAC-SHA256 of every byte before it (32 bytes; flags & MAC)   |
@@ -24,6 +25,8 @@ byte order::
 * flags: a request's WANT_PARTNER_DOWN; an answer's PARTNER_ALIVE (the other role's ticket is
   valid in the witness's view) and PARTNER_GRANTED (the other role holds a valid grant); MAC
   on both when the datagram carries its HMAC.
+* MCLT (requests): the relationship's, so the witness can hold a grant back for MCLT after
+  the other role's grant ended (core/witness.py's cool-down).
 * request id: chosen by the asker, increasing; an answer repeats the id of its request, so
   the asker knows when it sent what is answered (the durations count from that send time).
 * durations, never absolute times: ``ticket_ms`` how long the asker's alive ticket lasts,
@@ -64,6 +67,7 @@ _KNOWN_FLAGS = {
 
 _HEADER = struct.Struct("!4sBBBBQB")  # magic, version, kind, role, flags, id, name length
 _DURATIONS = struct.Struct("!III")
+_MCLT = struct.Struct("!I")
 MAC_SIZE = 32
 MAX_ID = (1 << 64) - 1
 MAX_MS = (1 << 32) - 1
@@ -92,9 +96,12 @@ class WitnessRequest:
     role: str  # "primary" | "secondary"
     request_id: int
     want_partner_down: bool = False
+    mclt_s: int = 0
 
     def __post_init__(self) -> None:
         _check_common(self.relationship, self.role, self.request_id)
+        if not 0 <= self.mclt_s <= MAX_MS:
+            raise ValueError(f"mclt_s {self.mclt_s} outside 0..{MAX_MS}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +150,7 @@ def encode(message: WitnessRequest | WitnessAnswer, secret: bytes | None = None)
     if isinstance(message, WitnessRequest):
         kind = KIND_REQUEST
         flags = FLAG_WANT_PARTNER_DOWN if message.want_partner_down else 0
-        tail = b""
+        tail = _MCLT.pack(message.mclt_s)
     else:
         kind = KIND_ANSWER
         flags = (FLAG_PARTNER_ALIVE if message.partner_alive else 0) | (
@@ -195,7 +202,7 @@ def decode(data: bytes, secret: bytes | None = None) -> WitnessRequest | Witness
     elif secret is not None:
         raise WitnessDropped("mac-missing", "no MAC, but --witness-secret is set")
     name_end = _HEADER.size + name_len
-    tail = _DURATIONS.size if kind == KIND_ANSWER else 0
+    tail = _DURATIONS.size if kind == KIND_ANSWER else _MCLT.size
     if name_len == 0 or name_end + tail != end:
         raise WitnessDropped("bad-length", f"name of {name_len} bytes in {end} bytes")
     try:
@@ -203,7 +210,8 @@ def decode(data: bytes, secret: bytes | None = None) -> WitnessRequest | Witness
     except UnicodeDecodeError:
         raise WitnessDropped("bad-name", "relationship name is not UTF-8") from None
     if kind == KIND_REQUEST:
-        return WitnessRequest(name, role, request_id, bool(flags & FLAG_WANT_PARTNER_DOWN))
+        (mclt_s,) = _MCLT.unpack_from(data, name_end)
+        return WitnessRequest(name, role, request_id, bool(flags & FLAG_WANT_PARTNER_DOWN), mclt_s)
     ticket_ms, grant_ms, hold_ms = _DURATIONS.unpack_from(data, name_end)
     return WitnessAnswer(
         name,
