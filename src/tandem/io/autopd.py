@@ -159,6 +159,7 @@ class AutoPdDriver:
     def _probe_answered(self, sent: int, now: int) -> None:
         self.rule.probe_answered(sent, now)
         self.link.service()
+        self._log_changes()
 
     def _witness_answered(self, answer: WitnessAnswer, sent_ms: int) -> None:
         self.rule.witness_answer(
