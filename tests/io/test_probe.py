@@ -80,7 +80,7 @@ def test_tandem_partner_answers_in_every_failover_state() -> None:
 
 
 def test_a_partner_that_is_not_authoritative_stays_silent() -> None:
-    """dhcpd's rule, kept: the probe needs ``authoritative;`` (docs/auto-partner-down.md)."""
+    """dhcpd's rule, kept: the probe needs ``authoritative;`` (docs/auto-partner-down-io.md)."""
     node = make_node("primary", seed_conf("primary"), T0)
     out, log = _answer(node)
     assert out.reply is None  # type: ignore[attr-defined]
