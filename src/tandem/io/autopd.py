@@ -306,7 +306,7 @@ def build(
                 [
                     f"failover peer {peer.name}: auto-partner-down {peer.auto_partner_down} "
                     f"acts after {effective / 1000:g} s (N must exceed max-response-delay "
-                    "plus the margins; docs/auto-partner-down.md)"
+                    "plus the margins; docs/auto-partner-down-io.md)"
                 ]
             )
     if not drivers:
@@ -316,7 +316,7 @@ def build(
             [
                 f"failover peer {d.name}: auto-partner-down {d.seconds} without a witness: "
                 "covers a dead partner and a cut failover link, not peers cut from each "
-                "other on every path (docs/auto-partner-down.md)"
+                "other on every path (docs/auto-partner-down-io.md)"
                 for d in drivers
             ]
         )

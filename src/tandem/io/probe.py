@@ -4,7 +4,7 @@ still answering clients? Asked over the client network, never the failover port.
 The probe is a DHCPINFORM (RFC 2131 §3.4) with ciaddr = this server's own address on the way
 to the partner, sent by unicast from that address's port 68 to the partner's port 67, on a
 socket of its own (not the server's port-67 sockets, so the per-packet path never sees it).
-Why this message (docs/auto-partner-down.md has the measurements):
+Why this message (docs/auto-partner-down-io.md has the measurements):
 
 * ISC dhcpd 4.4 answers it (server/dhcp.c ``dhcpinform``) in every failover state: it looks
   at no lease, allocates nothing and writes nothing; the DHCPACK goes to ciaddr:68

@@ -9,15 +9,19 @@ only its edge:
   (``--witness-secret FILE``, the same file as the peers'); junk, a bad or missing MAC, an
   answer sent to us, and a request id not above the last one seen from that (relationship,
   role) are dropped and counted by reason, and logged at most once a second per reason;
-* the table's state (tickets, grants, the last request ids) is written to ``--state FILE``
-  and made durable (write to a temporary file, fsync, rename, fsync of the directory) before
-  an answer that changed it leaves, so a grant the witness forgets in a crash never left;
-* after its own restart the table grants nothing until every saved ticket and grant could
-  have expired (``core/witness.py``'s restart rule, from the saved record); a missing state
-  file is a first start, an unreadable one refuses to start (it may hide a grant).
+* the table's record (who holds or last held a grant, the MCLT; ``core/witness.py``) and the
+  last request ids are written to ``--state FILE`` and made durable (temporary file, fsync,
+  rename, fsync of the directory) before an answer that changed the record leaves, so a grant
+  the witness forgets in a crash never left; the file is written at the first start;
+* after its own restart the table grants nothing new until every ticket it may have given
+  could have expired, and the saved holder keeps its grant (``core/witness.py``'s restart
+  rule); a missing state file is a first start, an unreadable one refuses to start (it may
+  hide a grant).
 
 Log lines say what a peer's admin needs: ``witness: failover peer NAME: partner-down granted
-to secondary for 12 s``, ``... refused to primary: ...``, ``... grant of secondary expired``.
+to secondary for 12 s``, ``witness: failover peer NAME: partner-down refused to primary:
+partner holds the grant`` (once per reason), ``witness: restarted: granting nothing new for
+N ms``.
 """
 
 from __future__ import annotations
