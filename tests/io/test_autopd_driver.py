@@ -147,3 +147,14 @@ def test_operator_partner_down_goes_through_the_rule() -> None:
     driver.operator_partner_down()
     assert s.state() == "partner-down"  # type: ignore[attr-defined]
     assert driver.status()["fenced"] is False  # the operator overrides the fence
+
+
+def test_a_reloaded_engine_gets_the_rule_too() -> None:
+    _s, _pair, hook, driver, _clock, _prober = _setup(witness=True)
+    _p2, s2, _pair2 = fresh_pair(
+        T0, seed_conf("primary", extra=APD), seed_conf("secondary", extra=APD)
+    )
+    driver.link.engine = s2.engine  # what FailoverLinks.replace does on a reload
+    driver.engine_called()
+    assert driver.engine is s2.engine and driver.hook is not hook
+    assert s2.engine.machine.auto_partner_down == 0  # dhcpd's blind timer is off for it too

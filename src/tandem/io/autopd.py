@@ -122,6 +122,15 @@ class AutoPdDriver:
         self._arm()
 
     def _service(self) -> None:
+        engine = self.link.engine
+        if engine is not self.engine and isinstance(engine, FailoverEngine):
+            # A reload replaced the relationship's engine (its peer block changed): the rule
+            # goes with it, starting afresh (fenced until the partner's STATE is seen again).
+            settings = settings_for(engine, witness=self.witness is not None)
+            if settings is not None:
+                self.engine = engine
+                self.hook = attach(engine, settings, mono=self.clock())
+                self.rule = self.hook.rule
         self.hook.service(now=int(self.wall()), mono=self.clock())
 
     def engine_called(self) -> None:
