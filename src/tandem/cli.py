@@ -65,12 +65,14 @@ Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lea
               [-pf pid-file] [-ctl control-socket] [--no-pid]
               [-user user] [-group group] [-chroot dir]
               [--http ADDR:PORT|off] [--http-token-file FILE]
-              [--failover-role primary|secondary] [--probe-address [NAME=]ADDR]
-              [--witness ADDR:PORT] [--witness-secret FILE] [if0 [...ifN]]
+              [--failover-role primary|secondary] [--peer-secret FILE]
+              [--probe-address [NAME=]ADDR] [--witness ADDR:PORT] [--witness-secret FILE]
+              [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
                     [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
-                    [--failover-role primary|secondary] [--probe-address [NAME=]ADDR]
-                    [--witness ADDR:PORT] [--witness-secret FILE] [-d] [if0 ...]
+                    [--failover-role primary|secondary] [--peer-secret FILE]
+                    [--probe-address [NAME=]ADDR] [--witness ADDR:PORT]
+                    [--witness-secret FILE] [-d] [if0 ...]
        tandem check [CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
@@ -135,6 +137,7 @@ def parse_args(argv: list[str]) -> Options:
             "-play",
             *_HTTP_OPTIONS,
             "--failover-role",
+            "--peer-secret",
             *_APD_OPTIONS,
         ):
             value = next(it, None)
@@ -164,6 +167,8 @@ def parse_args(argv: list[str]) -> Options:
                 _set_http(opts, arg, value)
             elif arg == "--failover-role":
                 opts.failover_role = _role(value)
+            elif arg == "--peer-secret":
+                opts.peer_secret = value
             elif arg in _APD_OPTIONS:
                 _set_apd(opts, arg, value)
             else:
@@ -311,6 +316,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
             "-ctl",
             "-pf",
             "--failover-role",
+            "--peer-secret",
             "-o",
         ):
             value = next(it, None)
@@ -320,6 +326,8 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
                 opts.config = value
             elif arg == "--failover-role":
                 opts.failover_role = _role(value)
+            elif arg == "--peer-secret":
+                opts.peer_secret = value
             elif arg == "-o" and name == "export-partner-config":
                 opts.output = value
             elif arg == "-o":

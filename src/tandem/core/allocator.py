@@ -93,6 +93,8 @@ class Allocator:
         pool, sub = self.where(a)
         if sub is None or sub.share is not share or not self.pool_ok(c, pool):
             return None
+        if a in self.db.excluded:
+            return None  # reserved for another host (the client's own came from fixed_for)
         return Candidate(a, lease, pool, sub)
 
     def find(self, c: Client, share: NetState, cip: IPv4Address | None) -> Found:
@@ -137,8 +139,8 @@ class Allocator:
                 ours = True
                 if sub is None or sub.share is not share:
                     message = "requested address on bad subnet"
-                elif a in db.excluded and ipl is None:
-                    pass
+                elif a in db.excluded:
+                    pass  # reserved for another host: nobody else gets it, an old holder neither
                 elif ipl is None:
                     if not db.is_held_by_other(a, c.uid, c.hw):
                         ip_c = Candidate(a, None, pool, sub)

@@ -117,6 +117,8 @@ def rebuild(
     configuration). ``old`` and the engines not returned must not be used afterwards.
     """
     built: dict[str, FailoverEngine] = {}
+    # The extension channel's setup (features, secret, nonces) carries over to new engines.
+    ext = next((e.ext_setup for e in engines.values() if e.ext_setup is not None), None)
 
     def factory(db: LeaseDB, pools: Sequence[PoolState]) -> dict[str, PoolFailover]:
         for peer in config.failover_peers:
@@ -125,7 +127,7 @@ def rebuild(
                 engine.rebind(db, pools)
             else:
                 saved = engine.state_record() if engine is not None else None
-                engine = FailoverEngine(db, pools, peer, saved, now)
+                engine = FailoverEngine(db, pools, peer, saved, now, ext=ext)
             built[peer.name] = engine
         return {name: engine.leases for name, engine in built.items()}
 

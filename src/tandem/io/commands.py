@@ -74,7 +74,9 @@ MAX_BODY: Final = 64 * 1024
 COMMIT_TIMEOUT: Final = 10.0
 
 #: Commands that change the server: never over an HTTP listener without a token.
-WRITE_COMMANDS: Final = frozenset({"lease4-del", "failover-partner-down", "config-reload"})
+WRITE_COMMANDS: Final = frozenset(
+    {"lease4-del", "failover-partner-down", "config-reload", "reservation-add", "reservation-del"}
+)
 
 Reply = dict[str, object]
 Args = dict[str, object]
@@ -236,6 +238,11 @@ class Commands:
         """Register one more read-only command (the runtime's ``history-get``, for the page's
         memory, which lives beside the commands in tandem.io.page_feed)."""
         self._sync[name] = handler
+
+    def add_async(self, name: str, handler: Callable[[Args], Awaitable[Reply]]) -> None:
+        """Register a command that awaits (io/hostcmds.py's reservation commands); one that
+        changes the server must be in ``WRITE_COMMANDS`` (the token check reads it)."""
+        self._async[name] = handler
 
     @property
     def names(self) -> list[str]:

@@ -26,11 +26,13 @@ from tandem.config.model import Config, Param
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
 from tandem.io import autopd as apd_io
+from tandem.io import hostcmds
 from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
 from tandem.io.control import ControlError, ControlServer
 from tandem.io.dhcp_socket import DhcpEndpoint
 from tandem.io.events import EventRunner, log_writer
+from tandem.io.extension import SecretError, extension_setup
 from tandem.io.failover_link import Engine
 from tandem.io.failover_listen import FailoverLinks
 from tandem.io.hostside import reload_sides, take_sides
@@ -102,6 +104,13 @@ def serve(opts: Options) -> int:
     except Exception as exc:  # HttpError, or the HTTP packages missing (make deps)
         print(f"{exc} -- exiting", file=sys.stderr, flush=True)
         return 1
+    try:
+        # The Tandem extension channel (before a chroot), and the features riding it:
+        # replicated reservations (io/hostcmds.py; bound to the server below).
+        hostsync = hostcmds.feature()
+        ext = extension_setup(opts.peer_secret, features=(hostsync,))
+    except SecretError as exc:
+        return give_up(opts, str(exc))
     all_ifaces = list_interfaces()  # runs ip(8): before the chroot, which need not hold it
     local = local_addresses(all_ifaces)  # the side of each peer block (config/sides.py)
     sided = take_sides(config, local, opts.failover_role, lambda text: say(opts, text))
@@ -158,7 +167,7 @@ def serve(opts: Options) -> int:
     if not chosen:
         return give_up(opts, "Not configured to listen on any interfaces!")
 
-    setup = FailoverSetup(config, contents.failover_states, int(time.time()))
+    setup = FailoverSetup(config, contents.failover_states, int(time.time()), ext=ext)
     server = DhcpServer(
         config,
         leases=contents.leases.values(),
@@ -234,6 +243,10 @@ def serve(opts: Options) -> int:
     endpoint.events = runner.submit
 
     runtime.local = local  # a reload takes the same sides
+    # Dynamic reservations (reservation-add ...): the lease file's host blocks, served.
+    runtime.hosts = hostcmds.start(
+        server, contents.hosts.values(), commit, runtime.commands, hostsync, emit=emit
+    )
     runtime.autopd = autopd
     try:
         asyncio.run(runtime.run())
@@ -264,6 +277,7 @@ class Runtime:
     """The running server: the event loop's tasks and the control socket's commands."""
 
     local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
+    hosts: hostcmds.HostService | None = None  # dynamic reservations (serve sets it)
     autopd: apd_io.AutoPd | None = None  # auto-partner-down's probes and witness (io/autopd.py)
 
     def __init__(
@@ -442,6 +456,8 @@ class Runtime:
             self.links = swap.links
             self.endpoint._after_commit = swap.links.after_batch
         self.commands.rebind(self.server, self.links)
+        if self.hosts is not None:
+            hostcmds.bind(self.hosts.table, self.server)  # the new server serves them too
         return swap.result
 
     def status_line(self) -> str:

@@ -69,6 +69,7 @@ class Options:
     http: str | None = DEFAULT_HTTP  # --http ADDR:PORT (None: --http off); tandem.io.http_api
     http_token_file: str | None = None  # --http-token-file: bearer token, writes allowed
     event_timeout: float = DEFAULT_TIMEOUT  # --event-timeout: seconds an execute() may run
+    peer_secret: str | None = None  # --peer-secret FILE: the extension channel's secret
 
     failover_role: Role | None = None  # --failover-role: which side of the peer blocks (sides)
     output: str | None = None  # export-partner-config -o (None: standard output)

@@ -30,6 +30,7 @@ from typing import Final
 
 from tandem import __version__
 from tandem.core.lease import Lease
+from tandem.core.reservations import Reservation
 from tandem.store.leasefile import (
     FailoverStateRecord,
     LeaseFileContents,
@@ -39,6 +40,7 @@ from tandem.store.leasefile import (
     format_server_duid,
     parse_leases,
 )
+from tandem.store.leasehosts import format_host
 
 __all__ = ["JournalError", "LeaseJournal", "PendingChunk"]
 
@@ -101,6 +103,7 @@ class LeaseJournal:
         self._broken: OSError | None = None
         self._states: dict[str, FailoverStateRecord] = {}
         self._server_duid: bytes | None = None
+        self._hosts: dict[str, Reservation] = {}  # dynamic hosts, kept by every rewrite
         self.commits = 0
         self.records_committed = 0
 
@@ -142,6 +145,7 @@ class LeaseJournal:
         self._broken = None
         self._states = dict(contents.failover_states)
         self._server_duid = contents.server_duid
+        self._hosts = dict(contents.hosts)
         return contents
 
     # --- the hot path -------------------------------------------------------------------
@@ -154,6 +158,12 @@ class LeaseJournal:
         """Queue a failover state record; it is also kept for every later ``rewrite``."""
         self._pending.append(format_failover_state(rec))
         self._states[rec.name] = rec
+
+    def append_host(self, rec: Reservation) -> None:
+        """Queue a dynamic host record (``store.leasehosts``); kept for every ``rewrite``
+        (tombstones too: they order a deletion against the peer's older copy)."""
+        self._pending.append(format_host(rec))
+        self._hosts[rec.name] = rec
 
     @property
     def pending(self) -> int:
@@ -253,6 +263,9 @@ class LeaseJournal:
         parts = [format_header(WRITER, _BYTE_ORDER)]
         parts.extend(format_failover_state(rec) for rec in self._states.values())
         parts.extend(format_lease(lease) for lease in leases)
+        parts.extend(
+            format_host(rec) for rec in self._hosts.values() if rec.stamp[0] or not rec.deleted
+        )
         if self._server_duid is not None:
             parts.append(format_server_duid(self._server_duid))
         data = "".join(parts).encode("ascii")

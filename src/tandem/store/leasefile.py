@@ -26,6 +26,7 @@ from ipaddress import IPv4Address
 from typing import Final, NamedTuple
 
 from tandem.core.lease import BindingState, FailoverStateRecord, Lease
+from tandem.core.reservations import Reservation
 from tandem.store._scan import (
     MAX_DATA,
     NEVER,
@@ -37,6 +38,7 @@ from tandem.store._scan import (
     quote,
 )
 from tandem.store.leasebilling import format_billing, read_billing
+from tandem.store.leasehosts import format_host, read_host
 
 __all__ = [
     "FAILOVER_STATE_NAMES",
@@ -58,23 +60,13 @@ __all__ = [
 DEFAULT_WRITER: Final = "tandem"
 """What ``format_header`` names as the writer (dhcpd writes ``isc-dhcp-VERSION``)."""
 
-FAILOVER_STATE_NAMES: Final = frozenset(
-    {
-        "unknown-state",
-        "partner-down",
-        "normal",
-        "communications-interrupted",
-        "resolution-interrupted",
-        "potential-conflict",
-        "recover",
-        "recover-wait",
-        "recover-done",
-        "shutdown",
-        "paused",
-        "startup",
-        "conflict-done",
-    }
-)
+# fmt: off
+FAILOVER_STATE_NAMES: Final = frozenset({
+    "unknown-state", "partner-down", "normal", "communications-interrupted",
+    "resolution-interrupted", "potential-conflict", "recover", "recover-wait", "recover-done",
+    "shutdown", "paused", "startup", "conflict-done",
+})
+# fmt: on
 """The words dhcpd reads after ``my state`` / ``partner state`` (confpars.c)."""
 
 _HW_NAMES: Final = {1: "ethernet", 6: "token-ring", 8: "fddi", 32: "infiniband"}
@@ -88,7 +80,6 @@ _LEGACY_STATES: Final = frozenset({"bootp", "reserved"})
 _TIME_FIELDS: Final = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
 _BYTE_ORDERS: Final = frozenset({"little-endian", "big-endian"})
 _SKIPPED_TOP: Final = {
-    "host": "host declaration (OMAPI)",
     "group": "group declaration (OMAPI)",
     "class": "class declaration",
     "subclass": "subclass declaration",
@@ -117,7 +108,7 @@ class ServerDuid:
     duid: bytes
 
 
-Record = Lease | FailoverStateRecord | ServerDuid
+Record = Lease | FailoverStateRecord | ServerDuid | Reservation
 
 
 class ParsedRecord(NamedTuple):
@@ -134,6 +125,7 @@ class LeaseFileContents:
 
     leases: dict[IPv4Address, Lease] = field(default_factory=dict)
     failover_states: dict[str, FailoverStateRecord] = field(default_factory=dict)
+    hosts: dict[str, Reservation] = field(default_factory=dict)  # dynamic hosts, last wins
     warnings: list[str] = field(default_factory=list)
     server_duid: bytes | None = None
     byte_order: str | None = None
@@ -265,6 +257,8 @@ def format_record(record: Record) -> str:
         return format_lease(record)
     if isinstance(record, FailoverStateRecord):
         return format_failover_state(record)
+    if isinstance(record, Reservation):
+        return format_host(record)
     return format_server_duid(record.duid)
 
 
@@ -328,6 +322,12 @@ class LeaseFileReader:
             return self._lease()
         if keyword == "failover":
             return self._failover()
+        if keyword == "host":
+            notes: list[tuple[int, str]] = []
+            host = read_host(scan, notes)
+            for at, text in notes:
+                self._warn(at, text)
+            return host
         if keyword == "server-duid":
             duid = scan.string("server DUID") if scan.peek() == '"' else scan.hexlist("DUID")
             scan.semi()
@@ -588,6 +588,8 @@ def parse_leases(text: str, filename: str) -> LeaseFileContents:
             count += 1
         elif isinstance(record, FailoverStateRecord):
             states[record.name] = record
+        elif isinstance(record, Reservation):
+            contents.hosts[record.name] = record
         else:
             contents.server_duid = record.duid
     contents.records = count

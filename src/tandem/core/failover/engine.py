@@ -22,21 +22,24 @@ from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
+from tandem.core.failover.ext import ExtSession, ExtSetup
 from tandem.core.failover.handover import (
     HANDOVER_FROM,
     handed_over,
     nothing_to_wait_for,
     restart_after_shutdown,
 )
-from tandem.core.failover.leases import INFINITE_ENDS, FailoverLeases
+from tandem.core.failover.leases import FailoverLeases
 from tandem.core.failover.link import Link
 from tandem.core.failover.loadbalance import hba_from_split
+from tandem.core.failover.pump import pump_updates
 from tandem.core.failover.states import Action, FailoverStateMachine, Input
-from tandem.core.lease import BindingState, FailoverStateRecord, Lease
+from tandem.core.lease import FailoverStateRecord, Lease
 from tandem.wire.failover import FailoverEncodeError, FailoverProtocolError, Message
 from tandem.wire.failover_build import build_empty, build_poolresp, build_state
 from tandem.wire.failover_codes import MessageType, ServerState
-from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack, encode_bndupd
+from tandem.wire.failover_fast import Binding, decode_binding, encode_bndack
+from tandem.wire.tandem_ext import is_ext_frame
 
 if TYPE_CHECKING:
     from tandem.config.model import Config, FailoverPeer
@@ -80,6 +83,8 @@ class FailoverEngine:
         peer: FailoverPeer,
         saved: FailoverStateRecord | None,
         now: int,
+        *,
+        ext: ExtSetup | None = None,
     ) -> None:
         self.name = peer.name
         self.cfg = peer
@@ -109,6 +114,11 @@ class FailoverEngine:
             self.leases.hba = peer.hba if peer.hba is not None else hba_from_split(peer.split or 0)
         self._now = now
         self.link = Link(peer, self._log, now)
+        #: The Tandem extension channel (tandem.core.failover.ext); None: off.
+        self.ext_setup = ext
+        self.ext: ExtSession | None = None
+        if ext is not None and ext.nonce is not None:
+            self.ext = ExtSession(peer, self.link, ext, log=self._log, clock=self._clock)
         self._record: FailoverStateRecord | None = None
         self._acks_pending: list[bytes] = []
         self._acks_ready: list[bytes] = []
@@ -144,6 +154,8 @@ class FailoverEngine:
         self._acks_pending.clear()
         self._acks_ready.clear()
         self._answering = None
+        if self.ext is not None:
+            self.ext.link_down(now)
         if was_up:
             self._log.append(f"peer {self.name}: disconnected")  # dhcpd's words
             self._run(self.machine.on_input(Input.LINK_DOWN, now), now)
@@ -173,8 +185,11 @@ class FailoverEngine:
                 for ack in self._acks_ready:
                     link.out += ack
                 self._acks_ready.clear()
-            self._pump_updates()
+            pump_updates(self.leases, link, self._now, self._log)
         return link.take(self._now)
+
+    def _clock(self) -> int:
+        return self._now
 
     def close_reason(self) -> str | None:
         return self.link.close
@@ -255,6 +270,7 @@ class FailoverEngine:
             "unsynced_leases": len(self.leases.unsynced),
             "partner_max_unacked": self.link.partner_max_unacked,
             "pools": self.leases.pools.summary(),
+            "extension": None if self.ext is None else self.ext.status(),
         }
 
     def take_writes(self) -> tuple[list[Lease], list[FailoverStateRecord]]:
@@ -314,61 +330,13 @@ class FailoverEngine:
             )
         )
 
-    def _pump_updates(self) -> None:
-        """Encode queued BNDUPDs into the link's output while the peer's window has room.
-
-        Every one of a window goes into the same output buffer, so the link sends a window
-        with one write.
-        """
-        leases = self.leases
-        link = self.link
-        free = link.partner_max_unacked - len(leases.inflight)
-        if free <= 0 or not leases.queue:
-            return
-        now = self._now
-        off = link.peer_offset
-        out = link.out
-        active = BindingState.ACTIVE
-        while free > 0 and leases.queue:
-            xid = link.next_update_xid()
-            got = leases.next_update(xid)
-            if got is None:
-                break
-            free -= 1
-            lease, sent = got
-            hw = lease.hardware
-            ends = lease.ends
-            if ends is None:
-                ends = INFINITE_ENDS if lease.binding_state is active else 0
-            elif off and ends:
-                ends += off
-            starts = lease.starts
-            cltt = lease.cltt
-            potential = sent.potential
-            if off:
-                potential = potential + off if potential else potential
-                cltt = cltt + off if cltt else cltt
-            try:
-                out += encode_bndupd(
-                    time=now,
-                    xid=xid,
-                    address=int(lease.address),
-                    status=sent.status,
-                    uid=lease.uid,
-                    chaddr=bytes((hw[0],)) + hw[1] if hw else None,
-                    ends=ends,
-                    potential=potential,
-                    stos=(starts or 0) + off if starts else 0,
-                    cltt=cltt,
-                    flags=2 if lease.bootp else 0,
-                )
-            except FailoverEncodeError as exc:
-                leases.inflight.pop(int(lease.address), None)
-                self._log.append(f"failover peer {self.name}: cannot send {lease.address}: {exc}")
-
     # --- internals: receiving ---------------------------------------------------------------
 
     def _dispatch(self, frame: bytes, now: int) -> None:
+        if self.ext is not None and is_ext_frame(frame):  # Tandem's extension (type 200)
+            self._received[200] = self._received.get(200, 0) + 1
+            self.ext.receive(frame, self.link.state == "up", now)
+            return
         msg = decode_binding(frame)
         mtype = msg.type
         received = self._received
@@ -431,6 +399,8 @@ class FailoverEngine:
     def _link_up(self, now: int) -> None:
         self.link.accepted()
         self._run(self.machine.on_input(Input.LINK_UP, now), now)
+        if self.ext is not None:
+            self.ext.link_up(self.link.peer_vendor, now)
 
     def _on_state(self, msg: Message, now: int) -> None:
         m = self.machine
@@ -583,15 +553,25 @@ class FailoverSetup:
     relationship; ``engines`` then holds the engines by relationship name.
     """
 
-    def __init__(self, config: Config, saved: Mapping[str, FailoverStateRecord], now: int) -> None:
+    def __init__(
+        self,
+        config: Config,
+        saved: Mapping[str, FailoverStateRecord],
+        now: int,
+        *,
+        ext: ExtSetup | None = None,
+    ) -> None:
         self._peers = config.failover_peers
         self._saved = saved
         self._now = now
+        self._ext = ext  # the Tandem extension channel (tandem.core.failover.ext); None: off
         self.engines: dict[str, FailoverEngine] = {}
 
     def __call__(self, db: LeaseDB, pools: Sequence[PoolState]) -> dict[str, PoolFailover]:
         self.engines = {
-            peer.name: FailoverEngine(db, pools, peer, self._saved.get(peer.name), self._now)
+            peer.name: FailoverEngine(
+                db, pools, peer, self._saved.get(peer.name), self._now, ext=self._ext
+            )
             for peer in self._peers
         }
         return {name: engine.leases for name, engine in self.engines.items()}

@@ -203,19 +203,19 @@ class FailoverLeases:
         return TakeRule(True, True, abandoned_ok, accept, reclaim)
 
     def _may_reclaim(self, lease: Lease) -> bool:
-        """An ABANDONED lease goes to a new client only once the peer has acked that it is
-        abandoned. Until then the peer may still hold it ACTIVE for its last client and
-        re-activate it there (simulator seed 612: a DECLINE during a partition, then the
-        reclaim). Stricter than ISC 4.4, which lets a primary reclaim abandoned leases at any
-        time."""
+        """An ABANDONED lease goes to a new client only once the peer acked it abandoned;
+        until then the peer may still re-activate it for its last client (simulator seed 612:
+        a DECLINE during a partition, then the reclaim). Stricter than ISC 4.4."""
         return int(lease.address) not in self.unsynced
 
     def offer_time(self, lease: Lease | None, desired: int, now: int) -> int:
         return mclt_lease_time(desired, self.mclt, lease.tsfp if lease else None, now)
 
-    def ack_time(self, lease: Lease, desired: int, now: int) -> int:
+    def ack_time(self, lease: Lease, desired: int, now: int, held: int | None = None) -> int:
         granted = mclt_lease_time(desired, self.mclt, lease.tsfp, now)
-        lease.tstp = min(now + desired + granted // 2, 0xFFFFFFFF)
+        if held is not None and now + granted < held:
+            granted = held - now  # never below the end this client already holds
+        lease.tstp = min(now + max(desired + granted // 2, granted), 0xFFFFFFFF)
         return granted
 
     def release(self, lease: Lease, now: int) -> None:

@@ -55,6 +55,9 @@ class Link:
         self._skew: int | None = None  # max over this link of (peer's header time - ours)
         #: When the peer's last message arrived (any link; None: never), for operators.
         self.last_contact: int | None = None
+        #: The vendor class of the peer's CONNECT/CONNECTACK on this connection (None: none
+        #: yet); ``tandem-...`` identifies a Tandem peer (tandem.core.failover.ext).
+        self.peer_vendor: str | None = None
 
     # --- the connection ----------------------------------------------------------------
 
@@ -68,6 +71,7 @@ class Link:
         self._last_rx = self._last_tx = now
         self._deadline = now + LINK_STARTUP
         self._skew = None
+        self.peer_vendor = None
 
     def accepted(self) -> None:
         """The handshake succeeded: the link is up."""
@@ -234,6 +238,7 @@ class Link:
         """Take the peer's window and receive-timer from its CONNECT and answer CONNECTACK."""
         self.partner_max_unacked = msg.max_unacked or 0
         self.partner_receive_timer = msg.receive_timer or 0
+        self.peer_vendor = msg.vendor_class
         self.send(
             build_connectack(
                 time=now,
@@ -270,4 +275,5 @@ class Link:
             return False
         self.partner_max_unacked = msg.max_unacked or 0
         self.partner_receive_timer = msg.receive_timer or 0
+        self.peer_vendor = msg.vendor_class
         return True

@@ -45,8 +45,11 @@ class PoolFailover(Protocol):
     def offer_time(self, lease: Lease | None, desired: int, now: int) -> int:
         """Lease time for an OFFER (the MCLT clamp, no side effects)."""
 
-    def ack_time(self, lease: Lease, desired: int, now: int) -> int:
-        """Lease time for an ACK; also sets ``tstp`` (sent to the peer as potential expiry)."""
+    def ack_time(self, lease: Lease, desired: int, now: int, held: int | None = None) -> int:
+        """Lease time for an ACK; also sets ``tstp`` (sent to the peer as potential expiry).
+
+        ``held``: the end this client already holds on the address; the ACK never ends
+        before it."""
 
     def release(self, lease: Lease, now: int) -> None:
         """DHCPRELEASE: RELEASED until the peer acks (or straight back if rewindable)."""
