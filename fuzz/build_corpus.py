@@ -164,6 +164,23 @@ def command_seeds() -> dict[str, bytes]:
     return {f"request{i}": json.dumps(r).encode() for i, r in enumerate(requests)}
 
 
+def witness_seeds() -> dict[str, bytes]:
+    from tandem.wire.witness import WitnessAnswer, WitnessRequest, encode  # noqa: PLC0415
+
+    key = b"fuzz witness secret"  # fuzzlib.WITNESS_KEY
+    req = WitnessRequest("failover-example", "secondary", 41, want_partner_down=True, mclt_s=30)
+    ans = WitnessAnswer("failover-example", "secondary", 41, 12000, 12000, 0, False, False)
+    held = WitnessAnswer("failover-example", "primary", 2**40, 12000, 0, 30000, True, True)
+    return {
+        "request": encode(req),
+        "request-signed": encode(req, key),
+        "answer": encode(ans),
+        "answer-signed": encode(ans, key),
+        "answer-held": encode(held, key),
+        "request-unicode": encode(WitnessRequest("pair-\u00e9t\u00e9", "primary", 1), key),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS)
@@ -175,6 +192,7 @@ def main() -> None:
         "leases": lease_seeds(args.vectors),
         "control": control_seeds(),
         "command": command_seeds(),
+        "witness": witness_seeds(),
     }
     for target, seeds in sets.items():
         folder = FUZZ / "corpus" / target

@@ -46,11 +46,14 @@ from tandem.wire.failover import (
 from tandem.wire.fqdn import decode_fqdn
 from tandem.wire.framing import FrameBuffer
 from tandem.wire.suboptions import decode_suboptions
+from tandem.wire.witness import MAX_DATAGRAM, WitnessDropped
+from tandem.wire.witness import decode as decode_witness
+from tandem.wire.witness import encode as encode_witness
 
 FUZZ_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = FUZZ_DIR / "corpus"
 REPO = FUZZ_DIR.parent
-TARGETS = ("dhcp", "failover", "config", "leases", "control", "command")
+TARGETS = ("dhcp", "failover", "config", "leases", "control", "command", "witness")
 
 _REASON = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -379,6 +382,25 @@ def check_command(data: bytes) -> None:
     json.dumps(answer)
 
 
+# --- 7. the witness datagrams (tandem witness, --witness) ----------------------------------
+
+#: The key fuzzed datagrams are checked with (the corpus signs some with it).
+WITNESS_KEY = b"fuzz witness secret"
+
+
+def check_witness(data: bytes) -> None:
+    """``wire.witness.decode`` raises only ``WitnessDropped`` (a short reason), with and
+    without a secret; what it accepts is canonical: it encodes back to the same bytes."""
+    for secret in (None, WITNESS_KEY):
+        try:
+            msg = decode_witness(data, secret)
+        except WitnessDropped as exc:
+            assert _REASON.fullmatch(exc.reason), exc.reason
+            continue
+        assert len(data) <= MAX_DATAGRAM
+        assert encode_witness(msg, secret) == data
+
+
 CHECKS: dict[str, Callable[[bytes], None]] = {
     "dhcp": check_dhcp,
     "failover": check_failover,
@@ -386,6 +408,7 @@ CHECKS: dict[str, Callable[[bytes], None]] = {
     "leases": check_leases,
     "control": check_control,
     "command": check_command,
+    "witness": check_witness,
 }
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
-TARGETS = ("dhcp", "failover", "config", "leases", "control", "command")
+TARGETS = ("dhcp", "failover", "config", "leases", "control", "command", "witness")
 # Text inputs may be long (a big dhcpd.conf); packets and messages are short.
 MAX_LEN = {
     "dhcp": 2048,
@@ -28,6 +28,7 @@ MAX_LEN = {
     "leases": 65536,
     "control": 8192,
     "command": 16384,
+    "witness": 512,
 }
 _DONE = re.compile(r"Done (\d+) runs")
 _PROGRESS = re.compile(r"^#(\d+)\s", re.M)

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(isc-dhcp-server isc-dhcp-client isc-dhcp-relay kea-dhcp4-server kea-admin
-      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc gcc
+      busybox udhcpc dhcpcd-base dhcpd-pools iproute2 ethtool tshark procps psmisc gcc nftables
       chromium chromium-driver)
 # npm fetches the page's chart library; Debian's npm package conflicts with a Node.js that
 # brings its own npm (NodeSource's nodejs), so it is installed only when no npm is there.

@@ -15,6 +15,11 @@ Subcommands::
     tandem status [--control FILE] [--json]
     tandem partner-down NAME [--control FILE]
     tandem export-partner-config [-cf FILE] [-o OUT]   # the file a dhcpd partner needs
+    tandem witness --listen ADDR:PORT --state FILE [--witness-secret FILE]
+
+auto-partner-down (``auto-partner-down N;`` in a peer block): ``--witness ADDR:PORT`` and
+``--witness-secret FILE`` name the witness (io/witness_client.py), ``--probe-address
+[NAME=]ADDR`` where the DHCP probes go (default: the peer block's ``peer address``).
 
 ``--failover-role primary|secondary`` says which side of each ``failover peer`` block this host
 takes when its addresses do not (config/sides.py): the same file serves both peers.
@@ -33,6 +38,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from ipaddress import IPv4Address
 
 from tandem import __version__
 from tandem.config import ConfigError
@@ -53,6 +59,7 @@ from tandem.io.startup import (
     read_leases,
     say,
 )
+from tandem.io.witness_client import listen_address
 from tandem.store.leasefile import LeaseFileContents, parse_leases
 
 __all__ = ["Options", "UsageError", "main", "parse_args"]
@@ -62,16 +69,21 @@ Usage: tandem [-4] [-f] [-d] [-q] [-t|-T] [-p <port>] [-cf config-file] [-lf lea
               [-pf pid-file] [-ctl control-socket] [--no-pid]
               [-user user] [-group group] [-chroot dir]
               [--http ADDR:PORT|off] [--http-token-file FILE]
-              [--failover-role primary|secondary] [--peer-secret FILE] [if0 [...ifN]]
+              [--failover-role primary|secondary] [--peer-secret FILE]
+              [--probe-address [NAME=]ADDR] [--witness ADDR:PORT] [--witness-secret FILE]
+              [if0 [...ifN]]
        tandem serve [--config FILE] [--leases FILE] [--pid FILE] [--port N]
                     [--control FILE] [--http ADDR:PORT|off] [--http-token-file FILE]
-                    [--failover-role primary|secondary] [--peer-secret FILE] [-d] [if0 ...]
+                    [--failover-role primary|secondary] [--peer-secret FILE]
+                    [--probe-address [NAME=]ADDR] [--witness ADDR:PORT]
+                    [--witness-secret FILE] [-d] [if0 ...]
        tandem check [CONFIG]
        tandem check --peer URL [--http-token-file FILE] [-cf CONFIG]
        tandem check-leases [LEASES] [--config CONFIG]
        tandem status [--control FILE] [--json]
        tandem partner-down NAME [--control FILE]
        tandem export-partner-config [-cf FILE] [-o OUT]
+       tandem witness --listen ADDR:PORT --state FILE [--witness-secret FILE]
        tandem --version"""
 
 _SUBCOMMANDS = (
@@ -81,6 +93,7 @@ _SUBCOMMANDS = (
     "status",
     "partner-down",
     "export-partner-config",
+    "witness",
 )
 
 
@@ -130,6 +143,7 @@ def parse_args(argv: list[str]) -> Options:
             *_HTTP_OPTIONS,
             "--failover-role",
             "--peer-secret",
+            *_APD_OPTIONS,
         ):
             value = next(it, None)
             if value is None:
@@ -160,6 +174,8 @@ def parse_args(argv: list[str]) -> Options:
                 opts.failover_role = _role(value)
             elif arg == "--peer-secret":
                 opts.peer_secret = value
+            elif arg in _APD_OPTIONS:
+                _set_apd(opts, arg, value)
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -170,6 +186,33 @@ def parse_args(argv: list[str]) -> Options:
 
 
 _LIMIT_OPTIONS = ("--reserve", "--reserve-rate")
+_APD_OPTIONS = ("--probe-address", "--witness", "--witness-secret")
+_WITNESS_OPTIONS = ("--listen", "--state", "--witness-secret")
+
+
+def _set_apd(opts: Options, arg: str, value: str) -> None:
+    """auto-partner-down's flags: ``--probe-address [NAME=]ADDR``, ``--witness ADDR:PORT``,
+    ``--witness-secret FILE``."""
+    if arg == "--witness-secret":
+        opts.witness_secret = value
+    elif arg == "--witness":
+        try:
+            listen_address(value)
+        except ValueError as exc:
+            raise UsageError(f"--witness {exc}") from exc
+        opts.witness = value
+    else:
+        name, sep, addr = value.rpartition("=")
+        try:
+            IPv4Address(addr)
+        except ValueError:
+            raise UsageError(
+                f"--probe-address {value!r}: give an IPv4 address, or NAME=ADDR for one "
+                "failover peer"
+            ) from None
+        opts.probe_addresses[name if sep else None] = addr
+
+
 _HTTP_OPTIONS = ("--http", "--http-token-file")
 
 
@@ -233,12 +276,32 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
         opts.mode = "test-config"
     elif name == "check-leases":
         opts.mode = "test-leases"
-    elif name in ("status", "partner-down", "export-partner-config"):
+    elif name in ("status", "partner-down", "export-partner-config", "witness"):
         opts.mode = name
     it = iter(args)
     positional: list[str] = []
     for arg in it:
-        if arg in _LIMIT_OPTIONS or arg in _HTTP_OPTIONS:
+        if name == "witness" and arg in _WITNESS_OPTIONS:
+            value = next(it, None)
+            if value is None:
+                raise UsageError(f"{arg} needs an argument")
+            if arg == "--listen":
+                opts.witness_listen = value
+            elif arg == "--state":
+                opts.witness_state = value
+            else:
+                opts.witness_secret = value
+        elif name == "witness" and not arg.startswith("-"):
+            raise UsageError(f"unexpected argument {arg!r}")
+        elif name == "witness":
+            takes = ", ".join(_WITNESS_OPTIONS)
+            raise UsageError(f"unknown option {arg} (tandem witness takes {takes})")
+        elif arg in _APD_OPTIONS:
+            value = next(it, None)
+            if value is None:
+                raise UsageError(f"{arg} needs an argument")
+            _set_apd(opts, arg, value)
+        elif arg in _LIMIT_OPTIONS or arg in _HTTP_OPTIONS:
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")
@@ -311,6 +374,13 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
         opts.peer_name = positional.pop(0)
     if name != "serve" and positional:
         raise UsageError(f"unexpected argument {positional[0]!r}")
+    if name == "witness":
+        if opts.witness_listen is None or opts.witness_state is None:
+            raise UsageError("witness needs --listen ADDR:PORT and --state FILE")
+        try:
+            listen_address(opts.witness_listen)
+        except ValueError as exc:
+            raise UsageError(f"--listen {exc}") from exc
     opts.interfaces = positional
     return opts
 
@@ -531,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
         return check_peer_cmd(opts)
     if opts.mode == "export-partner-config":
         return export_partner_config(opts)
+    if opts.mode == "witness":
+        assert opts.witness_listen is not None and opts.witness_state is not None
+        from tandem.io.witness_server import run_witness  # noqa: PLC0415  (only the witness)
+
+        return run_witness(opts.witness_listen, opts.witness_state, opts.witness_secret)
     return serve(opts)
 
 

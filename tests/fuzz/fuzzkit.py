@@ -21,6 +21,9 @@ if str(FUZZ_DIR) not in sys.path:
 
 import fuzzlib  # noqa: E402
 
+from tandem.wire.witness import WitnessAnswer, WitnessRequest  # noqa: E402
+from tandem.wire.witness import encode as encode_witness  # noqa: E402
+
 __all__ = ["fuzzlib", "mutated", "structured"]
 
 _ops = st.lists(st.tuples(st.integers(0, 7), st.floats(0, 1), st.integers(0, 1 << 16)), max_size=8)
@@ -289,6 +292,33 @@ def command_request(draw: st.DrawFn) -> bytes:
     return json.dumps(obj).encode()
 
 
+# --- witness ---------------------------------------------------------------------------------
+
+
+@st.composite
+def witness_datagram(draw: st.DrawFn) -> bytes:
+    """A well-formed witness datagram (signed or not), then perhaps cut, extended or flipped."""
+    name = draw(st.text(min_size=1, max_size=20))
+    role = draw(st.sampled_from(["primary", "secondary"]))
+    rid = draw(st.integers(0, 2**64 - 1))
+    msg: WitnessRequest | WitnessAnswer
+    if draw(st.booleans()):
+        msg = WitnessRequest(name, role, rid, draw(st.booleans()), draw(st.integers(0, 2**32 - 1)))
+    else:
+        ms = st.integers(0, 2**32 - 1)
+        flags = draw(st.tuples(st.booleans(), st.booleans()))
+        msg = WitnessAnswer(name, role, rid, draw(ms), draw(ms), draw(ms), *flags)
+    data = bytearray(encode_witness(msg, draw(st.sampled_from([None, fuzzlib.WITNESS_KEY]))))
+    edit = draw(st.integers(0, 3))
+    if edit == 1:
+        del data[draw(st.integers(0, len(data))) :]
+    elif edit == 2:
+        data += draw(st.binary(max_size=40))
+    elif edit == 3:
+        data[draw(st.integers(0, len(data) - 1))] ^= 1 << draw(st.integers(0, 7))
+    return bytes(data)
+
+
 def structured(target: str) -> st.SearchStrategy[bytes]:
     """Inputs built from the target's grammar (see the module docstring)."""
     if target == "dhcp":
@@ -301,4 +331,6 @@ def structured(target: str) -> st.SearchStrategy[bytes]:
         return lease_text().map(lambda s: s.encode("latin-1"))
     if target == "command":
         return command_request()
+    if target == "witness":
+        return witness_datagram()
     return control_request()

@@ -36,6 +36,7 @@ BUDGET = {
     "leases": 1200,
     "control": 1500,
     "command": 1000,
+    "witness": 1500,
 }
 
 

@@ -60,6 +60,10 @@ class ServerContext:
         self.abandon_lease_time = DEFAULT_ABANDON_LEASE_TIME
         #: Lease events (``on commit`` ...); None when the configuration has none.
         self.events: LeaseEvents | None = None
+        #: auto-partner-down: failover partners' addresses whose DHCPINFORMs (their probes,
+        #: io/probe.py) are counted in ``probed_by``; set by io/autopd.py, empty otherwise.
+        self.probe_sources: frozenset[int] = frozenset()
+        self.probed_by: dict[int, int] = {}
 
     def drop(self, out: Outcome, reason: str) -> Outcome:
         """Drop the packet: no reply, ``reason`` counted as ``drop.<reason>``."""

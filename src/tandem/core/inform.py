@@ -18,6 +18,9 @@ def inform(srv: ServerContext, c: Client, out: Outcome) -> None:
     p = c.packet
     cip = p.ciaddr if int(p.ciaddr) else c.meta.src_ip
     msg = f"DHCPINFORM from {cip} via {c.via}"
+    if srv.probe_sources and int(cip) in srv.probe_sources:
+        # A failover partner's probe (auto-partner-down): counted, answered like any other.
+        srv.probed_by[int(cip)] = srv.probed_by.get(int(cip), 0) + 1
     if not int(cip):
         out.log.append(f"{msg}: ignored (null source address).")
         srv.drop(out, "null source address")

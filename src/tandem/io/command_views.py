@@ -305,6 +305,8 @@ def failover_view(
         "pools": pools,
         "drift": drift_section(status),
         "extension": _extension(status.get("extension")),
+        # auto-partner-down's probes, witness and fencing (io/autopd.py); None when off
+        "auto-partner-down": status.get("auto_partner_down"),
     }
 
 

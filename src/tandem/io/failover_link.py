@@ -80,6 +80,16 @@ class Engine(Protocol):
     def take_log(self) -> list[str]: ...
 
 
+class Reporter(Protocol):
+    """auto-partner-down's driver (io/autopd.py): told after every engine call, before the
+    writes are taken (its rule may move the engine to PARTNER-DOWN or fence it), shown in
+    ``status``, and the way the operator's partner-down goes when it is attached."""
+
+    def engine_called(self) -> None: ...
+    def operator_partner_down(self) -> None: ...
+    def status(self) -> dict[str, object]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     """ISC's cadence (failover-isc.md §1, §6); tests shrink it."""
@@ -213,6 +223,8 @@ class FailoverLink:
         self.on_lost: Callable[[], None] = _nothing
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
+        #: auto-partner-down's driver (io/autopd.py), shown in ``status``; None when off.
+        self.autopd: Reporter | None = None
         self._last_fired: int | None = None
         self._wrapping = 0  # sockets on their way into a _Conn
         self._issued = 0  # service() rounds handed to after_durable, and delivered
@@ -375,6 +387,8 @@ class FailoverLink:
         in order, so bytes never overtake earlier bytes still waiting for a sync.
         """
         engine = self.engine
+        if self.autopd is not None:
+            self.autopd.engine_called()
         leases, states = engine.take_writes()
         gated = _needs_commit(engine)
         journal = self.journal
@@ -480,7 +494,10 @@ class FailoverLink:
     # --- operator -----------------------------------------------------------------------
 
     def partner_down(self) -> None:
-        self.engine.partner_down(self._now())
+        if self.autopd is not None:  # through the rule: it overrides the fence
+            self.autopd.operator_partner_down()
+        else:
+            self.engine.partner_down(self._now())
         self.service()
 
     def shutdown(self) -> bool:
@@ -515,6 +532,8 @@ class FailoverLink:
             "peer": f"{self.peer.peer_address}:{self.peer.peer_port}",
             "counters": asdict(self.counters),
         }
+        if self.autopd is not None:
+            out["auto_partner_down"] = self.autopd.status()
         return out
 
 

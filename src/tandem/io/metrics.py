@@ -45,6 +45,7 @@ class TandemCollector(Collector):
         yield from self._pools(cmd)
         yield from self._dhcp(cmd)
         yield from self._failover(cmd)
+        yield from self._auto_partner_down(cmd)
         yield from self._commit(cmd)
 
     def _pools(self, cmd: Commands) -> Iterator[Metric]:
@@ -147,6 +148,75 @@ class TandemCollector(Collector):
             unacked.add_metric([peer], _int(rel.get("unacked-updates")))
             queued.add_metric([peer], _int(rel.get("queued-updates")))
         yield from (state, contact, contact_at, skew, unacked, queued, drift)
+
+    def _auto_partner_down(self, cmd: Commands) -> Iterator[Metric]:
+        """auto-partner-down's probes and witness (io/autopd.py), per relationship with it."""
+        peer_label = ["peer"]
+        sent = CounterMetricFamily(
+            "tandem_failover_probe_sent",
+            "DHCPINFORM probes sent to the partner.",
+            labels=peer_label,
+        )
+        answered = CounterMetricFamily(
+            "tandem_failover_probe_answered", "Probes the partner answered.", labels=peer_label
+        )
+        pdrop = CounterMetricFamily(
+            "tandem_failover_probe_dropped",
+            "Datagrams on the probe socket that answered no probe, by reason.",
+            labels=["peer", "reason"],
+        )
+        alive = GaugeMetricFamily(
+            "tandem_failover_partner_alive",
+            "1 while the failover link is down and the partner answers probes, else 0.",
+            labels=peer_label,
+        )
+        fenced = GaugeMetricFamily(
+            "tandem_failover_fenced",
+            "1 while this server answers no client (its witness ticket lapsed), else 0.",
+            labels=peer_label,
+        )
+        wreq = CounterMetricFamily(
+            "tandem_witness_requests", "Requests sent to the witness.", labels=peer_label
+        )
+        wans = CounterMetricFamily(
+            "tandem_witness_answers", "Witness answers accepted.", labels=peer_label
+        )
+        wdrop = CounterMetricFamily(
+            "tandem_witness_dropped",
+            "Datagrams from the witness dropped (bad MAC, stale id, junk), by reason.",
+            labels=["reason"],
+        )
+        granted = GaugeMetricFamily(
+            "tandem_witness_granted",
+            "1 while the witness's partner-down grant is valid for this server, else 0.",
+            labels=peer_label,
+        )
+        drops_seen = False
+        for rel in cmd.relationships():
+            apd = rel.get("auto-partner-down")
+            if not isinstance(apd, dict):
+                continue
+            peer = [str(rel.get("name"))]
+            probe = apd.get("probe")
+            if isinstance(probe, dict):
+                sent.add_metric(peer, _int(probe.get("sent")))
+                answered.add_metric(peer, _int(probe.get("answered")))
+                reasons = probe.get("dropped")
+                for reason, n in sorted((reasons if isinstance(reasons, dict) else {}).items()):
+                    pdrop.add_metric([peer[0], str(reason)], _int(n))
+            alive.add_metric(peer, 1 if apd.get("partner_alive") is True else 0)
+            fenced.add_metric(peer, 1 if apd.get("fenced") is True else 0)
+            wit = apd.get("witness")
+            if isinstance(wit, dict):
+                wreq.add_metric(peer, _int(wit.get("sent")))
+                wans.add_metric(peer, _int(wit.get("answered")))
+                granted.add_metric(peer, 1 if wit.get("granted") is True else 0)
+                reasons = wit.get("dropped")
+                if not drops_seen and isinstance(reasons, dict):  # one shared socket
+                    drops_seen = True
+                    for reason, n in sorted(reasons.items()):
+                        wdrop.add_metric([str(reason)], _int(n))
+        yield from (sent, answered, pdrop, alive, fenced, wreq, wans, wdrop, granted)
 
     def _commit(self, cmd: Commands) -> Iterator[Metric]:
         commit = cmd.commit

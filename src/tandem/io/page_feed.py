@@ -143,6 +143,7 @@ class PageFeed:
         self.events = events if events is not None else Events()
         self.clock = clock
         self._states: dict[str, tuple[str, str]] = {}
+        self._apd: dict[str, str] = {}  # relationship -> auto-partner-down summary
         self._drops: dict[str, int] = {}
         self._abandoned: set[int] | None = None
 
@@ -163,6 +164,7 @@ class PageFeed:
         for rel in self.commands.relationships():
             name = str(rel.get("name"))
             local, partner = _states(rel)
+            self._check_apd(now, name, rel.get("auto-partner-down"))
             before = self._states.get(name)
             self._states[name] = (local, partner)
             if before is None:
@@ -177,6 +179,16 @@ class PageFeed:
                 self.events.add(
                     now, "state", f"failover peer {name}: peer moves from {before[1]} to {partner}"
                 )
+
+    def _check_apd(self, now: float, name: str, apd: object) -> None:
+        """auto-partner-down's summary ("partner alive, failover link down", "fenced: ...")
+        as an event when it changes (io/autopd.py)."""
+        summary = apd.get("summary") if isinstance(apd, dict) else None
+        if not isinstance(summary, str):
+            return
+        if self._apd.get(name) not in (None, summary):
+            self.events.add(now, "state", f"failover peer {name}: {summary}")
+        self._apd[name] = summary
 
     def _check_drops(self, now: float) -> None:
         counters = self.commands.counters

@@ -26,6 +26,7 @@ from tandem.config.model import Config, Param
 from tandem.core.failover.drift import DriftFeature
 from tandem.core.failover.engine import FailoverSetup
 from tandem.core.server import DhcpServer
+from tandem.io import autopd as apd_io
 from tandem.io import hostcmds
 from tandem.io.commands import CommandError, Commands, reply, request_from
 from tandem.io.commit import GroupCommit
@@ -69,6 +70,7 @@ from tandem.io.startup import (
     say,
     setup_logging,
 )
+from tandem.io.witness_client import listen_address, read_secret_file
 from tandem.store.journal import LeaseJournal
 
 if TYPE_CHECKING:
@@ -119,6 +121,10 @@ def serve(opts: Options) -> int:
     try:
         ext = extension_setup(opts.peer_secret, features=(drift, hostsync))
     except SecretError as exc:
+        return give_up(opts, str(exc))
+    try:  # before the chroot, which need not hold the file
+        witness_secret = read_secret_file(opts.witness_secret) if opts.witness_secret else None
+    except ValueError as exc:
         return give_up(opts, str(exc))
     if opts.chroot:
         try:
@@ -205,6 +211,18 @@ def serve(opts: Options) -> int:
         )
     if ident.changes:
         endpoint.open_packet_sockets()  # needs CAP_NET_RAW, gone after the drop
+    # auto-partner-down's probe sockets bind port 68: before the drop, like the ones below.
+    autopd = apd_io.build(
+        lambda: endpoint.server,  # a reload swaps the server in the endpoint
+        links,
+        probe_addresses=opts.probe_addresses,
+        witness=listen_address(opts.witness) if opts.witness else None,
+        secret=witness_secret,
+        server_port=opts.port,
+        emit=emit,
+    )
+    if autopd is None and (opts.witness or opts.probe_addresses):
+        say(opts, "--witness/--probe-address: no failover peer has auto-partner-down; unused")
     if server.ping_enabled:
         # ping-check's raw ICMP socket needs CAP_NET_RAW too: it opens here, before the drop.
         endpoint.attach_pinger(Pinger.open(endpoint.ping_done))
@@ -234,6 +252,7 @@ def serve(opts: Options) -> int:
     runtime.hosts = hostcmds.start(
         server, contents.hosts.values(), commit, runtime.commands, hostsync, emit=emit
     )
+    runtime.autopd = autopd
     try:
         asyncio.run(runtime.run())
     except PrivilegeError as exc:
@@ -265,6 +284,7 @@ class Runtime:
     local: Container[IPv4Address] = frozenset()  # this host's addresses (io/hostside.py)
     drift: DriftFeature | None = None  # drift detection over the extension channel
     hosts: hostcmds.HostService | None = None  # dynamic reservations (serve sets it)
+    autopd: apd_io.AutoPd | None = None  # auto-partner-down's probes and witness (io/autopd.py)
 
     def __init__(
         self,
@@ -334,6 +354,8 @@ class Runtime:
         self.endpoint.start(loop)
         if self.links is not None:
             self.links.start(loop)
+        if self.autopd is not None:
+            await self.autopd.start(loop)
         # -user/-group: everything that needs root is open, and the loop has not run since
         # the sockets were added to it, so no packet has been answered yet.
         told_stopping = False
@@ -366,6 +388,8 @@ class Runtime:
             control.close()
             if api is not None:
                 await api.close()
+            if self.autopd is not None:
+                self.autopd.close()
             if self.links is not None:
                 self.links.close()
 

@@ -74,6 +74,13 @@ class Options:
 
     failover_role: Role | None = None  # --failover-role: which side of the peer blocks (sides)
     output: str | None = None  # export-partner-config -o (None: standard output)
+    # auto-partner-down (io/probe.py, io/witness_client.py): where probes go (None: each peer
+    # block's ``peer address``; NAME=ADDR entries per relationship), the witness, its secret
+    probe_addresses: dict[str | None, str] = field(default_factory=dict)  # --probe-address
+    witness: str | None = None  # --witness ADDR:PORT
+    witness_secret: str | None = None  # --witness-secret FILE (also tandem witness's)
+    witness_listen: str | None = None  # tandem witness --listen ADDR:PORT
+    witness_state: str | None = None  # tandem witness --state FILE
 
     @property
     def new_lease_limit(self) -> NewLeaseLimit:

@@ -64,7 +64,7 @@ function renderRelationships(rels, now) {
       el("table", {}, ...rows),
       el("div", {}, `last contact ${typeof age === "number" ? ago(age) : "never"}, ` +
         `clock skew ${skew}, updates queued ${r["queued-updates"]}, unacked ${r["unacked-updates"]}`),
-      renderDrift(r.drift)));
+      renderDrift(r.drift), ...autoPartnerDown(r["auto-partner-down"])));
   }
 }
 
@@ -87,6 +87,18 @@ function renderDrift(d) {
       el("div", {}, d.note || ""));
   }
   return box;
+}
+
+// auto-partner-down's probes, witness and fencing (io/autopd.py): one line, when configured.
+function autoPartnerDown(apd) {
+  if (!apd) return [];
+  const probe = apd.probe || {};
+  const wit = apd.witness;
+  const parts = [`auto-partner-down ${apd.seconds} s: ${apd.summary}`,
+    `probes answered ${probe.answered || 0} of ${probe.sent || 0}`];
+  if (wit) parts.push(`witness ${wit.address}${wit.granted ? " (grant held)" : ""}`);
+  return [el("div", { class: `apd${apd.fenced ? " apd-fenced" : ""}`, "data-apd": apd.summary },
+    parts.join("; "))];
 }
 
 function renderPools(pools) {
