@@ -38,11 +38,23 @@ from __future__ import annotations
 import json
 import sys
 import time
-from ipaddress import IPv4Address
 
 from tandem import __version__
 from tandem.config import ConfigError
-from tandem.config.sides import ROLES, Role, partner_text
+from tandem.config.sides import partner_text
+from tandem.io.cliflags import (
+    APD_OPTIONS,
+    HTTP_OPTIONS,
+    LIMIT_OPTIONS,
+    WITNESS_OPTIONS,
+    UsageError,
+    event_timeout,
+    failover_role,
+    port_number,
+    set_apd,
+    set_http,
+    set_limit,
+)
 from tandem.io.command_views import format_status
 from tandem.io.config_check import check_peer
 from tandem.io.control import ControlUnavailable, request
@@ -54,7 +66,6 @@ from tandem.io.startup import (
     Options,
     banner,
     give_up,
-    http_address,
     load_config,
     read_leases,
     say,
@@ -97,10 +108,6 @@ _SUBCOMMANDS = (
 )
 
 
-class UsageError(Exception):
-    pass
-
-
 def parse_args(argv: list[str]) -> Options:
     """Parse dhcpd's flags or a friendly subcommand into Options."""
     opts = Options()
@@ -133,17 +140,17 @@ def parse_args(argv: list[str]) -> Options:
             "-p",
             "-ctl",
             "--control",
-            *_LIMIT_OPTIONS,
+            *LIMIT_OPTIONS,
             "--event-timeout",
             "-user",
             "-group",
             "-chroot",
             "-tf",
             "-play",
-            *_HTTP_OPTIONS,
+            *HTTP_OPTIONS,
             "--failover-role",
             "--peer-secret",
-            *_APD_OPTIONS,
+            *APD_OPTIONS,
         ):
             value = next(it, None)
             if value is None:
@@ -155,27 +162,27 @@ def parse_args(argv: list[str]) -> Options:
             elif arg == "-pf":
                 opts.pid = value
             elif arg == "-p":
-                opts.port = _port(value)
+                opts.port = port_number(value)
             elif arg in ("-ctl", "--control"):
                 opts.control = value
-            elif arg in _LIMIT_OPTIONS:
-                _set_limit(opts, arg, value)
+            elif arg in LIMIT_OPTIONS:
+                set_limit(opts, arg, value)
             elif arg == "--event-timeout":
-                opts.event_timeout = _event_timeout(value)
+                opts.event_timeout = event_timeout(value)
             elif arg == "-user":
                 opts.user = value
             elif arg == "-group":
                 opts.group = value
             elif arg == "-chroot":
                 opts.chroot = value
-            elif arg in _HTTP_OPTIONS:
-                _set_http(opts, arg, value)
+            elif arg in HTTP_OPTIONS:
+                set_http(opts, arg, value)
             elif arg == "--failover-role":
-                opts.failover_role = _role(value)
+                opts.failover_role = failover_role(value)
             elif arg == "--peer-secret":
                 opts.peer_secret = value
-            elif arg in _APD_OPTIONS:
-                _set_apd(opts, arg, value)
+            elif arg in APD_OPTIONS:
+                set_apd(opts, arg, value)
             else:
                 raise UsageError(f"{arg} is a dhcpd option Tandem does not support yet")
         elif arg.startswith("-"):
@@ -183,91 +190,6 @@ def parse_args(argv: list[str]) -> Options:
         else:
             opts.interfaces.append(arg)
     return opts
-
-
-_LIMIT_OPTIONS = ("--reserve", "--reserve-rate")
-_APD_OPTIONS = ("--probe-address", "--witness", "--witness-secret")
-_WITNESS_OPTIONS = ("--listen", "--state", "--witness-secret")
-
-
-def _set_apd(opts: Options, arg: str, value: str) -> None:
-    """auto-partner-down's flags: ``--probe-address [NAME=]ADDR``, ``--witness ADDR:PORT``,
-    ``--witness-secret FILE``."""
-    if arg == "--witness-secret":
-        opts.witness_secret = value
-    elif arg == "--witness":
-        try:
-            listen_address(value)
-        except ValueError as exc:
-            raise UsageError(f"--witness {exc}") from exc
-        opts.witness = value
-    else:
-        name, sep, addr = value.rpartition("=")
-        try:
-            IPv4Address(addr)
-        except ValueError:
-            raise UsageError(
-                f"--probe-address {value!r}: give an IPv4 address, or NAME=ADDR for one "
-                "failover peer"
-            ) from None
-        opts.probe_addresses[name if sep else None] = addr
-
-
-_HTTP_OPTIONS = ("--http", "--http-token-file")
-
-
-def _set_http(opts: Options, arg: str, value: str) -> None:
-    """``--http ADDR:PORT`` / ``--http off``, ``--http-token-file FILE``."""
-    if arg == "--http-token-file":
-        opts.http_token_file = value
-    elif value == "off":
-        opts.http = None
-    else:
-        try:
-            http_address(value)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        opts.http = value
-
-
-def _set_limit(opts: Options, arg: str, value: str) -> None:
-    """``--reserve PERCENT`` and ``--reserve-rate N``: the new-lease gate (tandem.core.flood)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if arg == "--reserve":
-        if not 0 <= number <= 100:
-            raise UsageError(f"--reserve {value!r}: give a percentage from 0 (off) to 100")
-        opts.reserve_percent = number
-    else:
-        if not number > 0:
-            raise UsageError(f"--reserve-rate {value!r}: give new leases per second, above 0")
-        opts.reserve_rate = number
-
-
-def _event_timeout(value: str) -> float:
-    """``--event-timeout SECONDS``: how long an ``execute()`` of a lease event may run."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 86400:
-        raise UsageError(f"--event-timeout {value!r}: give seconds, above 0 (default 30)")
-    return seconds
-
-
-def _role(value: str) -> Role:
-    for role in ROLES:
-        if value == role:
-            return role
-    raise UsageError(f"--failover-role {value!r}: give primary or secondary")
-
-
-def _port(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65535:
-        raise UsageError(f"bad port {value!r}: give a number from 1 to 65534")
-    return int(value)
 
 
 def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
@@ -281,7 +203,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
     it = iter(args)
     positional: list[str] = []
     for arg in it:
-        if name == "witness" and arg in _WITNESS_OPTIONS:
+        if name == "witness" and arg in WITNESS_OPTIONS:
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")
@@ -294,23 +216,23 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
         elif name == "witness" and not arg.startswith("-"):
             raise UsageError(f"unexpected argument {arg!r}")
         elif name == "witness":
-            takes = ", ".join(_WITNESS_OPTIONS)
+            takes = ", ".join(WITNESS_OPTIONS)
             raise UsageError(f"unknown option {arg} (tandem witness takes {takes})")
-        elif arg in _APD_OPTIONS:
+        elif arg in APD_OPTIONS:
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")
-            _set_apd(opts, arg, value)
-        elif arg in _LIMIT_OPTIONS or arg in _HTTP_OPTIONS:
+            set_apd(opts, arg, value)
+        elif arg in LIMIT_OPTIONS or arg in HTTP_OPTIONS:
             value = next(it, None)
             if value is None:
                 raise UsageError(f"{arg} needs an argument")
-            if arg in _HTTP_OPTIONS:
-                _set_http(opts, arg, value)
+            if arg in HTTP_OPTIONS:
+                set_http(opts, arg, value)
             else:
-                _set_limit(opts, arg, value)
+                set_limit(opts, arg, value)
         elif arg == "--event-timeout":
-            opts.event_timeout = _event_timeout(next(it, ""))
+            opts.event_timeout = event_timeout(next(it, ""))
         elif arg in (
             "--config",
             "-cf",
@@ -331,7 +253,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
             if arg in ("--config", "-cf"):
                 opts.config = value
             elif arg == "--failover-role":
-                opts.failover_role = _role(value)
+                opts.failover_role = failover_role(value)
             elif arg == "--peer-secret":
                 opts.peer_secret = value
             elif arg == "--peer" and name == "check":
@@ -349,7 +271,7 @@ def _parse_subcommand(name: str, args: list[str], opts: Options) -> Options:
             elif arg in ("--control", "-ctl"):
                 opts.control = value
             else:
-                opts.port = _port(value)
+                opts.port = port_number(value)
         elif arg in ("-d", "--debug"):
             opts.debug = True
         elif arg in ("-q", "--quiet"):
