@@ -1,6 +1,6 @@
 """auto-partner-down with probes and a witness, real processes in namespaces.
 
-The seed pair (``authoritative;``, max-response-delay 5, ``auto-partner-down 5;``, MCLT 30 on
+The seed pair (``authoritative;``, max-response-delay 5, ``auto-partner-down 25;``, MCLT 30 on
 the primary), ``tandem witness`` on a third host, clients from the many-MAC probe, and every
 DHCPACK the servers send captured on their interfaces:
 
@@ -53,13 +53,15 @@ pytestmark = [
     pytest.mark.usefixtures("lab_prerequisites"),
 ]
 
-N = 5  # auto-partner-down N
+#: auto-partner-down N: the shortest the rule takes as written with max-response-delay 5 (a
+#: smaller N is raised to about 26 s and the log says so), so "within N + a few seconds" is
+#: the configured N.
+N = 25
 MCLT = 30
 CLIENTS = 60  # more than the secondary's BACKUP share (about 50 of the 101)
 POOL = {f"192.0.2.{i}" for i in range(100, 201)}
-#: How long after the link went down PARTNER-DOWN may take: the effective N (N raised above
-#: max-response-delay 5 s plus the margins: about 24 s here) plus the witness round trip.
-GRANT_WAIT = 40
+#: How long after the kill PARTNER-DOWN may take: N plus the witness round trip and a reader.
+GRANT_WAIT = N + 8
 
 
 def _start(lab: Lab, *, witness: bool = True) -> tuple[Node, Node, Witness | None, Host]:
@@ -111,6 +113,7 @@ def test_primary_killed_witness_grants_then_recover(lab: Lab) -> None:
     assert "I move from communications-interrupted to partner-down" in log
     status = apd_status(secondary)
     assert status["fenced"] is False and status["partner_alive"] is False
+    assert status["effective_ms"] == N * 1000  # the N written, not raised
     stos = secondary.status()["my_stos"]
     assert isinstance(stos, int)
 
