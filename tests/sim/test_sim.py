@@ -155,6 +155,23 @@ def test_seed_81_dueling_update_refused_after_partition() -> None:
     assert run_seed(81).violation is None
 
 
+def test_seeds_144_210_secondary_active_beats_primary_released() -> None:
+    """Core bug (fixed in rules.incoming_wins; 30 clients): during a cut a client released
+    its address to the primary, then came back and the secondary ACKed it the same address.
+    On reconnect the primary's RELEASED and the secondary's un-acked ACTIVE met; ISC's rule
+    (the primary wins) made the secondary drop its update, the primary freed the address and
+    gave it to another client while the first held it (invariant a). Shrunk for 144 to a
+    handover, a client-side partition of both servers and this cut."""
+    shrunk = [
+        Fault("handover", 97_364, 1_275_618, "primary"),
+        Fault("part", 1_621_268, 2_310_009, "client:primary,client:secondary"),
+        Fault("cut", 3_286_934, 3_600_000),
+    ]
+    assert run_seed(144, clients=30, faults=shrunk).violation is None
+    assert run_seed(144, clients=30).violation is None
+    assert run_seed(210, clients=30).violation is None
+
+
 def test_seed_287_released_then_reacquired_is_not_a_lost_ack() -> None:
     """Checker bug: an ACK superseded by the client's own RELEASE was still demanded after a
     crash of the server that gave it."""

@@ -143,8 +143,11 @@ def test_later_end() -> None:
         ("primary", AC, 0, EX, 0, True),  # received EXPIRED beats local ACTIVE
         ("primary", F, 0, BK, 0, False),  # other pairs: the primary wins
         ("secondary", F, 0, BK, 0, True),
-        ("secondary", AC, 0, RE, 0, True),
+        ("secondary", AC, 0, RE, 0, False),  # our ACTIVE beats RELEASED (seeds 144, 210)
+        ("secondary", AC, 0, AB, 0, False),  # and ABANDONED, on either side
         ("primary", AC, 0, RE, 0, False),
+        ("primary", AC, 0, AB, 0, False),
+        ("secondary", RE, 0, F, 0, True),  # other non-ACTIVE pairs: still the primary
     ],
 )
 def test_dueling_updates(  # noqa: PLR0917 - parametrized

@@ -163,8 +163,14 @@ def incoming_wins(
     """Dueling updates (§8.3 step 3): does the peer's update beat our un-acked one?
 
     ACTIVE vs ACTIVE: the later cltt wins, a tie goes to the primary; a received ACTIVE
-    beats anything else; a received EXPIRED beats our ACTIVE; any other pair: the primary
-    wins.
+    beats anything else; a received EXPIRED beats our ACTIVE; our ACTIVE beats a received
+    RELEASED or ABANDONED on either side; any other pair: the primary wins.
+
+    The last-but-one rule departs from ISC's failover_lease_is_better, which lets the
+    primary's RELEASED overwrite a secondary's un-acked ACTIVE. A secondary that ACKed its
+    client during a partition (the client had released to the primary, then came back)
+    then drops its update, and the primary frees an address the client holds (tandem.sim
+    seeds 144 and 210, 30 clients). Keeping the ACTIVE only ever keeps an address bound.
     """
     if ours is B.ACTIVE and theirs is B.ACTIVE:
         mine, peer = ours_cltt or 0, theirs_cltt or 0
@@ -175,6 +181,8 @@ def incoming_wins(
         return True
     if ours is B.ACTIVE and theirs is B.EXPIRED:
         return True
+    if ours is B.ACTIVE and theirs in (B.RELEASED, B.ABANDONED):
+        return False
     return role == "secondary"
 
 
